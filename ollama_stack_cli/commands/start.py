@@ -1,0 +1,155 @@
+"""`start`: pre-flight, first-run secrets, `compose up`, then wait until every service answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import config, stack
+from ..docker_client import Engine, find_compose
+from ..errors import ExitCode, StackError
+from ..output import Output
+from ..platforms import decide, gather_evidence
+from ..schemas import PlatformDecision, StackStatus
+
+
+def run(home: Path, output: Output, *, platform: str | None, wait: bool, timeout: float) -> StackStatus:
+    forced = stack.require_valid_platform(platform)
+    ctx = stack.load(home)  # refuses a corrupt state file or .env before anything changes
+    engine = Engine()
+    engine.client  # noqa: B018 - connect now: exit 4 before anything else when the engine is down
+    compose_command = find_compose()
+    decision = _platform(engine, forced)
+    for warning in decision.warnings:
+        output.warn(warning)
+
+    current = stack.build_status(ctx, engine)
+    if current.healthy and ctx.state.platform == decision.platform:
+        output.progress(f"{ctx.project} is already running and healthy; nothing to do.")
+        return current
+
+    ours = [c for c in engine.containers() if c.installation == ctx.project]
+    busy = stack.busy_ports(ctx, decision.platform, ours)
+    if busy:
+        key, port = busy[0]
+        raise StackError(
+            f"Port {port} on {ctx.env.BIND_ADDRESS} is already in use ({key}).",
+            f"Stop what uses it, or set {key} to a free port in {config.env_path(home)}.",
+            slug="port_in_use",
+        )
+
+    created_env = not config.env_path(home).exists()
+    ctx.env = config.ensure_env(home)
+    if created_env:
+        output.progress(f"Created {config.env_path(home)} with generated secrets.")
+    config.write_proxy_config(home, {})
+    ctx.state = config.set_platform(home, decision.platform)
+
+    output.progress(f"Starting {ctx.project} ({decision.platform})...")
+    stack.compose_for(ctx, decision.platform, compose_command).up()
+
+    if decision.platform == "apple" and not stack.native_ollama_reachable():
+        output.warn("The native Ollama app does not answer on 127.0.0.1:11434; start it so Open WebUI can use it.")
+
+    if wait:
+        _wait(ctx, engine, decision, output, timeout)
+    return stack.build_status(ctx, engine)
+
+
+def _platform(engine: Engine, forced: object) -> PlatformDecision:
+    evidence = gather_evidence(engine.runtimes)
+    return decide(evidence, forced)  # type: ignore[arg-type]
+
+
+def _wait(ctx: stack.Context, engine: Engine, decision: PlatformDecision, output: Output, timeout: float) -> None:
+    specs = stack.expected_services(decision.platform)
+    display = _Display(output, [s.name for s in specs])
+    try:
+        with display:
+            final = stack.wait_healthy(ctx, engine, specs, timeout, display.update)
+    except KeyboardInterrupt:
+        raise StackError(
+            "Interrupted while waiting for the services to answer; the stack was started and keeps running.",
+            "Check it with `ollama-stack status`, or stop it with `ollama-stack stop`.",
+            code=ExitCode.INTERRUPTED,
+            slug="interrupted",
+        ) from None
+    failed = [name for name, state in final.items() if state != "healthy"]
+    if not failed:
+        return
+    name = failed[0]
+    spec = next(s for s in specs if s.name == name)
+    url = f"http://{ctx.env.url_host}:{ctx.env.port_of(spec)}{spec.health_path}"
+    logs = stack.compose_for(ctx, decision.platform).logs(name, tail=20).rstrip()
+    if logs and not output.json_mode:
+        output.err.print(f"Last log lines of {name}:", style="bold")
+        output.err.print(logs, markup=False, highlight=False)
+    if final[name] == "exited":
+        message = f"{name} stopped while starting; it never answered on {url}."
+    else:
+        message = f"Timed out after {timeout:.0f} s waiting for {name} to answer on {url}."
+    raise StackError(
+        message,
+        f"The stack is left as it is: see `ollama-stack logs {name}`, retry with a longer --timeout, "
+        "or `ollama-stack stop`.",
+        slug="health_timeout",
+        details=logs.splitlines()[-20:],
+    )
+
+
+class _Display:
+    """A live table on a terminal; one plain line per change otherwise."""
+
+    def __init__(self, output: Output, names: list[str]) -> None:
+        self.output = output
+        self.names = names
+        self.live = None
+        self.last: dict[str, str] = {}
+
+    def __enter__(self) -> _Display:
+        if self.output.interactive:
+            from rich.live import Live
+
+            self.live = Live(self._table({}), console=self.output.err, refresh_per_second=8, transient=True)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+            for name in self.names:  # the live table is transient: leave a plain record
+                self.output.progress(f"  {name}: {self.last.get(name, 'waiting')}")
+
+    def update(self, states: dict[str, str]) -> None:
+        if self.live is not None:
+            self.live.update(self._table(states))
+        else:
+            for name, state in states.items():
+                if self.last.get(name) != state and state != "waiting":
+                    self.output.progress(f"  {name}: {state}")
+        self.last = states
+
+    def _table(self, states: dict[str, str]) -> object:
+        from rich.spinner import Spinner
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 1))
+        for name in self.names:
+            state = states.get(name, "waiting")
+            mark = "[green]✓[/green]" if state == "healthy" else Spinner("dots")
+            table.add_row(mark, name, state)
+        return table
+
+
+def render(result: StackStatus, output: Output) -> None:
+    if output.json_mode:
+        output.emit(result)
+        return
+    if output.quiet:
+        return
+    state = "ready" if result.healthy else "started (not every service answers yet)"
+    output.out.print(f"[bold]{result.project}[/bold] is {state}:")
+    for service in result.services:
+        if service.url:
+            output.out.print(f"  {service.name:<10} {service.url}")
+    for warning in result.warnings:
+        output.warn(warning)

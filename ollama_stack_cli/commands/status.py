@@ -1,0 +1,52 @@
+"""`status`: what runs, how healthy it is, where to reach it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import stack
+from ..docker_client import Engine
+from ..output import Output
+from ..schemas import StackStatus
+
+
+def run(home: Path) -> StackStatus:
+    ctx = stack.load(home)
+    return stack.build_status(ctx, Engine())
+
+
+def render(result: StackStatus, output: Output) -> None:
+    if output.json_mode:
+        output.emit(result)
+        return
+    render_table(result, output)
+
+
+def render_table(result: StackStatus, output: Output) -> None:
+    from rich.table import Table
+
+    if output.quiet:
+        return
+    summary = "running" if result.running else "not running"
+    if result.running:
+        summary += ", healthy" if result.healthy else ", not healthy yet"
+    output.out.print(
+        f"[bold]{result.project}[/bold]: {summary}  "
+        f"[dim](platform {result.platform or 'unknown'}, home {result.home})[/dim]"
+    )
+    table = Table(box=None, pad_edge=False)
+    for column in ("SERVICE", "STATE", "HEALTH", "URL", "IMAGE", "UPTIME"):
+        table.add_column(column, no_wrap=column in ("SERVICE", "URL"))
+    colors = {"healthy": "green", "unhealthy": "red", "starting": "yellow", "none": "dim"}
+    for service in result.services:
+        table.add_row(
+            service.name,
+            service.state,
+            f"[{colors[service.health]}]{service.health}[/]",
+            service.url or "-",
+            service.image or "-",
+            service.uptime or "-",
+        )
+    output.out.print(table)
+    for warning in result.warnings:
+        output.warn(warning)

@@ -1,0 +1,369 @@
+"""The only code that reads or writes the home's files.
+
+The home holds `.ollama-stack.json` (CLI state), `.env` (what compose interpolates,
+including the two generated secrets), the lock, the journal and the generated proxy
+config. Reads never create anything, so read-only commands leave no trace; every
+write goes through `atomic_write`, so a crash leaves the old file or the new one,
+never half of each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .errors import StackError
+from .schemas import SECRET_KEYS, Platform, StackEnv, StackState
+
+APP_NAME = "ollama-stack"
+HOME_ENV_VAR = "OLLAMA_STACK_HOME"
+STATE_FILE = ".ollama-stack.json"
+ENV_FILE = ".env"
+OVERRIDE_FILE = "docker-compose.override.yml"
+PROXY_CONFIG_DIR = "mcpo"
+PROXY_CONFIG_FILE = "config.json"
+
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+# --- home -------------------------------------------------------------------
+
+
+def resolve_home(cli_home: str | None) -> Path:
+    """`--home`, else `OLLAMA_STACK_HOME`, else the per-user app directory."""
+    if cli_home:
+        return Path(cli_home).expanduser().absolute()
+    from_env = os.environ.get(HOME_ENV_VAR)
+    if from_env:
+        return Path(from_env).expanduser().absolute()
+    import typer
+
+    return Path(typer.get_app_dir(APP_NAME)).absolute()
+
+
+def ensure_home(home: Path) -> None:
+    """Create the home owner-only; an existing home keeps the permissions it has."""
+    if home.is_dir():
+        return
+    if home.exists():
+        raise StackError(f"The home {home} exists but is not a directory.", "Pass another --home.")
+    try:
+        home.mkdir(parents=True, mode=0o700)
+        home.chmod(0o700)
+    except OSError as exc:
+        raise StackError(
+            f"Cannot create the home {home}: {exc.strerror}.",
+            f"Choose a writable directory with --home or {HOME_ENV_VAR}.",
+        ) from exc
+
+
+def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write via a temp file in the same folder, fsync, then rename over the target."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+# --- state file -------------------------------------------------------------
+
+
+def state_path(home: Path) -> Path:
+    return home / STATE_FILE
+
+
+def read_state(home: Path) -> StackState:
+    """The saved state, or the default one when there is none yet.
+
+    A file that does not parse stops the command: it is the user's data and is never
+    replaced behind their back.
+    """
+    path = state_path(home)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return StackState()
+    except OSError as exc:
+        raise StackError(f"Cannot read {path}: {exc.strerror}.", "Check the file's permissions.") from exc
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise StackError(
+            f"The state file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).",
+            "Fix it, or move it aside to start from defaults; ollama-stack will not overwrite it.",
+            slug="invalid_state",
+        ) from None
+    try:
+        return StackState.model_validate(data)
+    except ValidationError as exc:
+        raise StackError(
+            f"The state file {path} does not match the expected shape: {_first_error(exc)}.",
+            "Fix it, or move it aside to start from defaults; ollama-stack will not overwrite it.",
+            slug="invalid_state",
+            details=_error_bullets(exc),
+        ) from None
+
+
+def write_state(home: Path, state: StackState) -> None:
+    ensure_home(home)
+    text = json.dumps(state.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+    atomic_write(state_path(home), text, mode=0o600)
+
+
+def set_platform(home: Path, platform: Platform) -> StackState:
+    """Record the platform the stack was started with, so stop and status use the same files."""
+    state = read_state(home)
+    if state.platform != platform:
+        state.platform = platform
+        write_state(home, state)
+    return state
+
+
+def read_state_bytes(home: Path) -> bytes | None:
+    """Raw contents, for the journal's undo record."""
+    try:
+        return state_path(home).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+# --- .env -------------------------------------------------------------------
+
+
+def env_path(home: Path) -> Path:
+    return home / ENV_FILE
+
+
+def read_env_values(home: Path) -> dict[str, str]:
+    """Every key in `.env`, the user's own included; empty when there is no file."""
+    path = env_path(home)
+    if not path.exists():
+        return {}
+    from dotenv import dotenv_values
+
+    try:
+        values = dotenv_values(path, interpolate=False)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StackError(f"Cannot read {path}: {exc}.", "Check the file's permissions and encoding.") from exc
+    result: dict[str, str] = {}
+    for key, value in values.items():
+        if value is None:
+            raise StackError(
+                f"Invalid line for {key} in {path}: expected KEY=value.",
+                f"Edit {path} and give {key} a value or remove it.",
+                slug="invalid_env",
+            )
+        if "\n" in value or "\r" in value or "\x00" in value:
+            raise StackError(
+                f"Invalid value for {key} in {path}: it contains a newline.",
+                f"Edit {path} and put {key}'s value on one line.",
+                slug="invalid_env",
+            )
+        result[key] = value
+    return result
+
+
+def read_env(home: Path) -> StackEnv:
+    """The validated settings, with defaults for what `.env` does not set."""
+    return _validate_env(read_env_values(home), env_path(home))
+
+
+def _validate_env(values: dict[str, str], path: Path) -> StackEnv:
+    known = {key: values[key] for key in StackEnv.model_fields if key in values}
+    try:
+        return StackEnv.model_validate(known)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "?"
+        shown = "(hidden)" if key in SECRET_KEYS else repr(values.get(key, ""))
+        raise StackError(
+            f"Invalid value {shown} for {key} in {path}: {_clean(error['msg'])}.",
+            f"Edit {path} and fix {key}, or delete the line to use the default.",
+            slug="invalid_env",
+            details=_error_bullets(exc),
+        ) from None
+
+
+def ensure_env(home: Path) -> StackEnv:
+    """Make sure `.env` exists with both secrets, generating them once, and return it.
+
+    The file is rewritten line by line: comments, order and keys the user added stay
+    exactly as they were; only missing keys are added.
+    """
+    ensure_home(home)
+    path = env_path(home)
+    values = read_env_values(home)
+    _validate_env(values, path)  # refuse to touch a file we would not accept
+    updates = {key: secrets.token_urlsafe(32) for key in SECRET_KEYS if not values.get(key)}
+    if not path.exists():
+        atomic_write(path, _env_template(updates), mode=0o600)
+    elif updates:
+        update_env(home, updates)
+    return read_env(home)
+
+
+def update_env(home: Path, updates: dict[str, str]) -> None:
+    """Set keys in `.env`, keeping every other line as it is."""
+    for key, value in updates.items():
+        if not _ENV_KEY.match(key):
+            raise StackError(f"Invalid .env key {key!r}.", "Keys are letters, digits and '_'.")
+        if any(ch in value for ch in "\r\n\x00"):
+            raise StackError(f"Invalid value for {key}: it contains a newline.", "Use a one-line value.")
+    path = env_path(home)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    pending = dict(updates)
+    out: list[str] = []
+    for line in lines:
+        match = _ENV_LINE.match(line)
+        if match and match.group(1) in pending:
+            key = match.group(1)
+            out.append(f"{key}={pending.pop(key)}")
+        else:
+            out.append(line)
+    out.extend(f"{key}={value}" for key, value in pending.items())
+    atomic_write(path, "\n".join(out) + "\n", mode=0o600)
+
+
+def restore_file(path: Path, content: bytes | None) -> None:
+    """Put a state file back as the journal recorded it (None: it did not exist)."""
+    if content is None:
+        path.unlink(missing_ok=True)
+        return
+    atomic_write(path, content.decode("utf-8"), mode=0o600)
+
+
+def _env_template(secret_values: dict[str, str]) -> str:
+    defaults = StackEnv()
+    lines = [
+        "# ollama-stack settings, read by docker compose. Keys you add are kept.",
+        "# Ports bind to BIND_ADDRESS; 0.0.0.0 exposes them to your network (Ollama has no login).",
+    ]
+    for key in StackEnv.model_fields:
+        value = secret_values.get(key, str(getattr(defaults, key)))
+        lines.append(f"{key}={value}")
+    return "\n".join(lines) + "\n"
+
+
+# --- packaged resources -----------------------------------------------------
+
+
+def resource_dir() -> Path:
+    """Where the compose files and bundled extensions are.
+
+    An installed wheel carries them in `ollama_stack_cli/_data`; a source checkout
+    (editable install, tests) uses the top-level files, the one source of both.
+    """
+    package = Path(__file__).resolve().parent
+    bundled = package / "_data"
+    if (bundled / "docker-compose.yml").is_file():
+        return bundled
+    checkout = package.parent
+    if (checkout / "docker-compose.yml").is_file():
+        return checkout
+    raise StackError(
+        "The compose files are missing from the installation.",
+        "Reinstall the package: pip install --force-reinstall ollama-stack.",
+    )
+
+
+def compose_files(home: Path, platform: Platform) -> list[Path]:
+    """Base file, the platform overlay, then the home's override when present."""
+    base = resource_dir()
+    files = [base / "docker-compose.yml"]
+    if platform != "cpu":
+        files.append(base / f"docker-compose.{platform}.yml")
+    override = home / OVERRIDE_FILE
+    if override.is_file():
+        files.append(override)
+    return files
+
+
+def proxy_config_dir(home: Path) -> Path:
+    return home / PROXY_CONFIG_DIR
+
+
+def write_proxy_config(home: Path, servers: dict[str, dict[str, object]]) -> Path:
+    """Write mcpo's config (Claude-desktop `mcpServers` style) for the proxy container.
+
+    mcpo exits on an empty `mcpServers`, so with no extension enabled it serves a
+    tiny built-in server that reports the stack's own facts.
+    """
+    directory = proxy_config_dir(home)
+    ensure_home(home)
+    directory.mkdir(mode=0o700, exist_ok=True)
+    if not servers:
+        atomic_write(directory / BUILTIN_SERVER_FILE, BUILTIN_SERVER_SOURCE, mode=0o644)
+        servers = {"ollama-stack": {"command": "python", "args": [f"/app/config/{BUILTIN_SERVER_FILE}"]}}
+    document = json.dumps({"mcpServers": servers}, indent=2, sort_keys=True) + "\n"
+    path = directory / PROXY_CONFIG_FILE
+    # Readable by the proxy container's user; it holds no secret (the key is an argument).
+    atomic_write(path, document, mode=0o644)
+    directory.chmod(0o755)
+    return path
+
+
+BUILTIN_SERVER_FILE = "ollama_stack_server.py"
+BUILTIN_SERVER_SOURCE = '''"""Built-in MCP server so the proxy has something to serve with no extension enabled."""
+from mcp.server.fastmcp import FastMCP
+
+mcp = FastMCP("ollama-stack")
+
+
+@mcp.tool()
+def stack_info() -> str:
+    """Describe this ollama-stack installation and how to add tools."""
+    return ("This is the ollama-stack MCP proxy. Enable extensions with "
+            "`ollama-stack extensions enable NAME` to add tools here.")
+
+
+if __name__ == "__main__":
+    mcp.run()
+'''
+
+
+# --- helpers ----------------------------------------------------------------
+
+
+def _clean(message: str) -> str:
+    return message.removeprefix("Value error, ").rstrip(".")
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "document"
+    return f"{where}: {_clean(error['msg'])}"
+
+
+def _error_bullets(exc: ValidationError) -> list[str]:
+    return [
+        f"{'.'.join(str(part) for part in error['loc']) or 'document'}: {_clean(error['msg'])}"
+        for error in exc.errors()
+    ]

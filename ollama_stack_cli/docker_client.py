@@ -1,0 +1,345 @@
+"""The only code that talks to Docker: the SDK, `docker compose`, and the home's lock.
+
+Engine and compose failures are translated into `StackError`s here, in one place,
+so every command reports "the engine is down" or "that port is taken" the same way.
+Nothing in this module prints; progress is handed back through callbacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ExitCode, StackError, docker_unavailable
+from .schemas import INSTALLATION_LABEL, ContainerInfo, PortBinding
+
+if TYPE_CHECKING:
+    import docker
+
+log = logging.getLogger(__name__)
+
+ENGINE_HINT = (
+    "Start the Docker engine (e.g. `sudo systemctl start docker`, or open Docker Desktop), "
+    "or point DOCKER_HOST / `docker context use` at a running one."
+)
+COMPOSE_HINT = (
+    "Install Docker Compose v2: the `docker-compose-plugin` package, Docker Desktop, "
+    "or a v2 `docker-compose` binary on PATH."
+)
+
+
+# --- the engine -------------------------------------------------------------
+
+
+class Engine:
+    """A lazily connected Docker SDK client; the connection is made on first use."""
+
+    def __init__(self) -> None:
+        self._client: docker.DockerClient | None = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = _connect()
+        return self._client
+
+    def runtimes(self) -> list[str]:
+        """Container runtimes the engine offers (`nvidia` means GPUs can be handed over)."""
+        info = self._call(self.client.api.info)
+        return sorted((info.get("Runtimes") or {}).keys())
+
+    def version(self) -> str:
+        data = self._call(self.client.api.version)
+        return str(data.get("Version", "unknown"))
+
+    def containers(self, label: str = INSTALLATION_LABEL) -> list[ContainerInfo]:
+        """Every container carrying `label` (any value), from one list call.
+
+        One call whatever the number of services, extensions or installations: the
+        list endpoint already has state, health, image and ports, so no container is
+        inspected one by one.
+        """
+        raw = self._call(self.client.api.containers, all=True, filters={"label": label})
+        return [_container_info(item) for item in raw]
+
+    def networks(self, installation: str) -> list[str]:
+        raw = self._call(self.client.api.networks, filters={"label": f"{INSTALLATION_LABEL}={installation}"})
+        return sorted(item["Name"] for item in raw)
+
+    def volumes(self, installation: str) -> list[str]:
+        raw = self._call(self.client.api.volumes, filters={"label": f"{INSTALLATION_LABEL}={installation}"})
+        return sorted(item["Name"] for item in raw.get("Volumes") or [])
+
+    def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        import docker.errors
+        import requests.exceptions
+
+        try:
+            return func(*args, **kwargs)
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            if isinstance(exc, docker.errors.APIError) and exc.response is not None:
+                raise StackError(f"The Docker engine refused the request: {exc.explanation}.") from exc
+            raise docker_unavailable(f"Lost the connection to the Docker engine: {_short(exc)}.", ENGINE_HINT) from exc
+
+
+def _connect() -> docker.DockerClient:
+    try:
+        import docker
+        import docker.errors
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise docker_unavailable("The docker Python package is not installed.", "Reinstall ollama-stack.") from exc
+    host = os.environ.get("DOCKER_HOST") or "the default socket"
+    try:
+        client = docker.from_env(timeout=int(os.environ.get("DOCKER_CLIENT_TIMEOUT", "60")))
+    except docker.errors.DockerException as exc:
+        log.debug("docker connection failed: %r", exc)
+        raise docker_unavailable(
+            f"Cannot connect to the Docker engine at {host}: is it running? ({_short(exc)})", ENGINE_HINT
+        ) from exc
+    return client
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    for marker in ("FileNotFoundError", "ConnectionRefusedError", "PermissionError", "Connection refused"):
+        if marker in text:
+            return {
+                "FileNotFoundError": "no socket",
+                "ConnectionRefusedError": "connection refused",
+                "Connection refused": "connection refused",
+                "PermissionError": "permission denied on the socket",
+            }[marker]
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _container_info(item: dict[str, Any]) -> ContainerInfo:
+    names = item.get("Names") or ["?"]
+    ports = [
+        PortBinding(host_ip=port.get("IP", ""), host_port=port["PublicPort"], container_port=port["PrivatePort"])
+        for port in item.get("Ports") or []
+        if port.get("PublicPort")
+    ]
+    # The engine lists an IPv4 and an IPv6 binding for a wildcard publish; keep one of each port.
+    unique = {(p.host_ip, p.host_port, p.container_port): p for p in ports}
+    return ContainerInfo(
+        id=item["Id"][:12],
+        name=names[0].lstrip("/"),
+        image=item.get("Image", ""),
+        state=item.get("State", "unknown"),
+        status=item.get("Status", ""),
+        labels=item.get("Labels") or {},
+        ports=sorted(unique.values(), key=lambda p: (p.container_port, p.host_ip)),
+    )
+
+
+# --- docker compose ---------------------------------------------------------
+
+
+def find_compose() -> list[str]:
+    """`docker compose` (v2 plugin), else a standalone `docker-compose` that is v2."""
+    docker_cli = shutil.which("docker")
+    if docker_cli:
+        version = _compose_version([docker_cli, "compose"])
+        if version and not version.startswith("1."):
+            return [docker_cli, "compose"]
+    standalone = shutil.which("docker-compose")
+    if standalone:
+        version = _compose_version([standalone])
+        if version and version.startswith("1."):
+            raise docker_unavailable(
+                f"docker-compose {version} is Compose v1, which ollama-stack does not support.", COMPOSE_HINT
+            )
+        if version:
+            return [standalone]
+    if not docker_cli and not standalone:
+        raise docker_unavailable("Neither `docker` nor `docker-compose` is on PATH.", COMPOSE_HINT)
+    raise docker_unavailable("Docker Compose v2 was not found.", COMPOSE_HINT)
+
+
+def _compose_version(command: list[str]) -> str | None:
+    try:
+        result = subprocess.run(
+            [*command, "version", "--short"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip().lstrip("v") or None
+
+
+class Compose:
+    """`docker compose` for one project: fixed files, env and project directory."""
+
+    def __init__(
+        self,
+        command: list[str],
+        project: str,
+        files: Sequence[Path],
+        env: dict[str, str],
+        project_dir: Path,
+    ) -> None:
+        self.command = command
+        self.project = project
+        self.files = list(files)
+        self.env = env
+        self.project_dir = project_dir
+
+    def base_args(self) -> list[str]:
+        args = [*self.command, "--project-name", self.project, "--project-directory", str(self.project_dir)]
+        env_file = self.project_dir / ".env"
+        args += ["--env-file", str(env_file) if env_file.is_file() else os.devnull]
+        for file in self.files:
+            args += ["--file", str(file)]
+        return args
+
+    def process_env(self) -> dict[str, str]:
+        """The caller's environment (DOCKER_HOST, PATH...) with our values on top.
+
+        COMPOSE_* variables are dropped: a COMPOSE_FILE or COMPOSE_PROFILES left in
+        the user's shell would silently change which services run.
+        """
+        base = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+        return {**base, **self.env}
+
+    def run(self, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        full = [*self.base_args(), *args]
+        log.debug("running %s", " ".join(full[:2] + list(args)))
+        try:
+            result = subprocess.run(
+                full, capture_output=True, text=True, env=self.process_env(), timeout=timeout, check=False
+            )
+        except FileNotFoundError as exc:
+            raise docker_unavailable(f"Cannot run {full[0]}.", COMPOSE_HINT) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise StackError(f"`docker compose {args[0]}` did not finish in {timeout:.0f} s.") from exc
+        log.debug("compose exited %s; stderr tail: %s", result.returncode, result.stderr[-2000:])
+        return result
+
+    def up(self, services: Sequence[str] = ()) -> None:
+        result = self.run("up", "--detach", "--remove-orphans", *services)
+        if result.returncode != 0:
+            raise translate_compose_error("up", result.stderr)
+
+    def down(self) -> None:
+        """Remove containers and networks; volumes are never removed here."""
+        result = self.run("down", "--remove-orphans", "--timeout", "10")
+        if result.returncode != 0:
+            raise translate_compose_error("down", result.stderr)
+
+    def logs(self, service: str | None = None, tail: int = 20) -> str:
+        args = ["logs", "--no-color", "--tail", str(tail)]
+        if service:
+            args.append(service)
+        result = self.run(*args, timeout=30)
+        return result.stdout
+
+    def config(self) -> dict[str, Any]:
+        result = self.run("config", "--format", "json")
+        if result.returncode != 0:
+            raise translate_compose_error("config", result.stderr)
+        data: dict[str, Any] = json.loads(result.stdout)
+        return data
+
+
+def translate_compose_error(action: str, stderr: str) -> StackError:
+    """Turn compose's output into one line the user can act on."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    text = "\n".join(lines)
+    lowered = text.lower()
+    tail = lines[-8:]
+    if 'could not select device driver "nvidia"' in lowered or "nvidia-container-cli" in lowered:
+        return StackError(
+            "Docker cannot hand the NVIDIA GPU to Ollama (no NVIDIA runtime in the engine).",
+            "Install the NVIDIA Container Toolkit and restart Docker, or use --platform cpu.",
+            slug="gpu_unavailable",
+            details=tail,
+        )
+    if "port is already allocated" in lowered or "address already in use" in lowered:
+        return StackError(
+            "A port the stack publishes is already in use.",
+            "Free it or change OLLAMA_PORT / WEBUI_PORT / MCP_PROXY_PORT in the home's .env.",
+            slug="port_in_use",
+            details=tail,
+        )
+    if any(m in lowered for m in ("pull access denied", "manifest unknown", "not found: manifest", "no such host")):
+        return StackError(
+            "An image could not be pulled.",
+            "Check your network, or set OLLAMA_IMAGE / WEBUI_IMAGE / MCP_PROXY_IMAGE in the home's .env.",
+            slug="image_unavailable",
+            details=tail,
+        )
+    if "cannot connect to the docker daemon" in lowered or "is the docker daemon running" in lowered:
+        return docker_unavailable("Cannot connect to the Docker engine: is it running?", ENGINE_HINT)
+    last = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
+    return StackError(
+        f"docker compose {action} failed: {last[:300]}",
+        "Run with --verbose for compose's full output.",
+        slug="compose_failed",
+        details=tail,
+    )
+
+
+# --- the home's lock --------------------------------------------------------
+
+LOCK_FILE = ".lock"
+LOCK_INFO_FILE = ".lock.json"
+
+
+@contextmanager
+def operation_lock(
+    home: Path,
+    command: str,
+    timeout: float,
+    on_wait: Callable[[str], None],
+) -> Iterator[None]:
+    """Hold the home's lock for a changing command.
+
+    An OS file lock (flock) is released by the kernel when its holder dies, so a
+    `kill -9`'d command never blocks the next one. Who holds it is written beside
+    it so a waiter can say who it is waiting for.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(home / LOCK_FILE))
+    info_path = home / LOCK_INFO_FILE
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = _describe_holder(info_path)
+        on_wait(f"Waiting for {holder} to finish (up to {timeout:.0f} s)...")
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise StackError(
+                f"Another ollama-stack operation holds the lock on {home}: {holder}.",
+                "Wait for it to finish, or pass --lock-timeout with a longer wait.",
+                code=ExitCode.LOCKED,
+                slug="locked",
+            ) from None
+    try:
+        info = {"pid": os.getpid(), "command": command, "since": datetime.now(timezone.utc).isoformat()}
+        info_path.write_text(json.dumps(info), encoding="utf-8")
+        yield
+    finally:
+        info_path.unlink(missing_ok=True)
+        lock.release()
+
+
+def _describe_holder(info_path: Path) -> str:
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        since = datetime.fromisoformat(info["since"])
+        age = int(time.time() - since.timestamp())
+        return f"pid {info['pid']} (`{info['command']}`, for {age} s)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"

@@ -1,0 +1,236 @@
+"""The Typer app: global options, command wiring, and the one error boundary.
+
+Command modules are imported inside the command functions, so `--help` and
+`status --json` pay only for what they use.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .errors import ExitCode, StackError
+from .output import Output
+
+HELP = """Run Ollama, Open WebUI and an MCP proxy on Docker with one command.
+
+Examples:
+
+  ollama-stack start            start the stack and wait until it answers
+
+  ollama-stack status --json    machine-readable state (exit 3 when stopped)
+
+  ollama-stack stop             stop it; models and chats are kept
+
+Exit codes: 0 ok, 1 failed, 2 usage, 3 not running (status), 4 Docker or compose
+unavailable, 5 another operation holds the lock, 130 interrupted.
+"""
+
+app = typer.Typer(
+    name="ollama-stack",
+    help=HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class AppState:
+    """Global options, shared by every command of one invocation."""
+
+    output: Output = field(default_factory=Output)
+    home_option: str | None = None
+    lock_timeout: float = 10.0
+
+    @property
+    def home(self) -> Path:
+        from .config import resolve_home
+
+        return resolve_home(self.home_option)
+
+
+STATE = AppState()
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout; progress goes to stderr.")
+]
+PlatformOption = Annotated[
+    Optional[str],  # noqa: UP045 - typer needs Optional at runtime on 3.10
+    typer.Option("--platform", help="cpu, nvidia or apple; detected when omitted.", show_default=False),
+]
+NoWaitOption = Annotated[bool, typer.Option("--no-wait", help="Return once containers are created.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=1, help="Seconds to wait for every service to answer.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ollama-stack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    home: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--home",
+            help="Stack home (state, .env, lock). Default: $OLLAMA_STACK_HOME or the per-user app dir.",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug log on stderr.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and results.")] = False,
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", min=0, help="Seconds to wait for another operation's lock.")
+    ] = 10.0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    STATE.home_option = home
+    STATE.lock_timeout = lock_timeout
+    STATE.output.quiet = quiet
+    STATE.output.verbose = verbose
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+@contextmanager
+def changing(command: str) -> Iterator[Path]:
+    """Hold the home's lock around a command that changes anything."""
+    from .config import ensure_home
+    from .docker_client import operation_lock
+
+    home = STATE.home
+    ensure_home(home)
+    with operation_lock(home, command, STATE.lock_timeout, STATE.output.progress):
+        yield home
+
+
+@app.command()
+def start(
+    platform: PlatformOption = None,
+    no_wait: NoWaitOption = False,
+    timeout: TimeoutOption = 600.0,
+    json_: JsonOption = False,
+) -> None:
+    """Start the stack and wait until every service answers.
+
+    Already running and healthy: changes nothing and exits 0. On first start the
+    home's .env is created with generated secrets.
+
+    Example: ollama-stack start --platform cpu --timeout 300
+    """
+    from .commands import start as cmd
+
+    STATE.output.json_mode = json_
+    with changing("start") as home:
+        result = cmd.run(home, STATE.output, platform=platform, wait=not no_wait, timeout=timeout)
+    cmd.render(result, STATE.output)
+
+
+@app.command()
+def stop(json_: JsonOption = False) -> None:
+    """Stop the stack: containers and network are removed, volumes (models, chats) kept.
+
+    Stopping a stopped stack does nothing and exits 0.
+    """
+    from .commands import stop as cmd
+
+    STATE.output.json_mode = json_
+    with changing("stop") as home:
+        result = cmd.run(home, STATE.output)
+    cmd.render(result, STATE.output)
+
+
+@app.command()
+def restart(
+    platform: PlatformOption = None,
+    no_wait: NoWaitOption = False,
+    timeout: TimeoutOption = 600.0,
+    json_: JsonOption = False,
+) -> None:
+    """Stop, then start, holding the lock throughout."""
+    from .commands import start as start_cmd
+    from .commands import stop as stop_cmd
+
+    STATE.output.json_mode = json_
+    with changing("restart") as home:
+        stop_cmd.run(home, STATE.output)
+        result = start_cmd.run(home, STATE.output, platform=platform, wait=not no_wait, timeout=timeout)
+    start_cmd.render(result, STATE.output)
+
+
+@app.command()
+def status(json_: JsonOption = False) -> None:
+    """Show services, health, ports and platform. Exit 3 when the stack is not running."""
+    from .commands import status as cmd
+
+    STATE.output.json_mode = json_
+    result = cmd.run(STATE.home)
+    cmd.render(result, STATE.output)
+    if not result.running:
+        raise typer.Exit(ExitCode.NOT_RUNNING)
+
+
+def cli() -> None:
+    """Console-script entry point: the one place errors become output and exit codes."""
+    output = STATE.output
+    try:
+        result = app(standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except StackError as exc:
+        output.error(exc)
+        code = int(exc.code)
+    except (KeyboardInterrupt, typer.Abort):
+        output.error(StackError("Interrupted.", code=ExitCode.INTERRUPTED, slug="interrupted"))
+        code = ExitCode.INTERRUPTED
+    except Exception as exc:  # the boundary: anything unexpected is one line, not a traceback
+        code = _click_error(exc, output) if _is_click_error(exc) else _unexpected(exc, output)
+    sys.exit(code)
+
+
+def _is_click_error(exc: Exception) -> bool:
+    """Click's usage errors, matched by shape: typer vendors click privately in new releases."""
+    return hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int)
+
+
+def _click_error(exc: Exception, output: Output) -> int:
+    code: int = exc.exit_code  # type: ignore[attr-defined]
+    if "--json" in sys.argv[1:]:
+        output.json_mode = True
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        output.error(StackError(message, "See --help.", code=ExitCode(code), slug="usage"))
+    else:
+        exc.show()  # type: ignore[attr-defined]
+    return code
+
+
+def _unexpected(exc: Exception, output: Output) -> int:
+    if output.verbose:
+        import traceback
+
+        traceback.print_exc()
+    output.error(
+        StackError(
+            f"Unexpected error: {type(exc).__name__}: {exc}",
+            "Run again with --verbose for the traceback, and report it.",
+            slug="unexpected",
+        )
+    )
+    return int(ExitCode.FAILED)
+
+
+if __name__ == "__main__":
+    cli()

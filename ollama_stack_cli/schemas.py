@@ -1,0 +1,248 @@
+"""The shapes passed between modules and printed with --json.
+
+Only pydantic models cross module boundaries, so a field renamed here is caught by
+the type checker everywhere it is used, and the JSON documents scripts read are
+defined in one place.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Platform = Literal["cpu", "nvidia", "apple"]
+PLATFORMS: tuple[Platform, ...] = ("cpu", "nvidia", "apple")
+
+STATE_SCHEMA_VERSION = 1
+PROJECT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+INSTALLATION_LABEL = "ollama-stack.installation"
+SERVICE_LABEL = "ollama-stack.service"
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+
+
+class ServiceSpec(BaseModel):
+    """A core service as the compose file defines it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    port_key: str
+    default_port: int
+    container_port: int
+    health_path: str
+
+
+CORE_SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec(
+        name="ollama",
+        port_key="OLLAMA_PORT",
+        default_port=11434,
+        container_port=11434,
+        health_path="/api/version",
+    ),
+    ServiceSpec(
+        name="webui", port_key="WEBUI_PORT", default_port=8080, container_port=8080, health_path="/health"
+    ),
+    ServiceSpec(
+        name="mcp_proxy",
+        port_key="MCP_PROXY_PORT",
+        default_port=8200,
+        container_port=8000,
+        health_path="/openapi.json",
+    ),
+)
+
+
+class StackState(BaseModel):
+    """`.ollama-stack.json`: what the CLI remembers between runs.
+
+    Unknown keys are kept (extra="allow") so an older CLI never drops what a newer
+    one wrote.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: Literal[1] = STATE_SCHEMA_VERSION
+    platform: Platform | None = None
+    enabled_extensions: list[str] = Field(default_factory=list)
+
+
+class StackEnv(BaseModel):
+    """The `.env` keys the compose files use, validated, with their defaults.
+
+    Values reach `docker compose` as environment variables, so anything that could
+    change the meaning of the file (newlines, spaces in names) is refused here.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    PROJECT_NAME: str = "ollama-stack"
+    OLLAMA_IMAGE: str = "ollama/ollama:latest"
+    WEBUI_IMAGE: str = "ghcr.io/open-webui/open-webui:main"
+    MCP_PROXY_IMAGE: str = "ghcr.io/open-webui/mcpo:main"
+    OLLAMA_PORT: int = 11434
+    WEBUI_PORT: int = 8080
+    MCP_PROXY_PORT: int = 8200
+    BIND_ADDRESS: str = "127.0.0.1"
+    WEBUI_SECRET_KEY: str = ""
+    MCP_PROXY_API_KEY: str = ""
+
+    @field_validator("PROJECT_NAME")
+    @classmethod
+    def _project_name(cls, value: str) -> str:
+        if not PROJECT_NAME_PATTERN.match(value):
+            raise ValueError(
+                "must be lowercase letters, digits, '-' or '_', start with a letter or digit, "
+                "at most 63 characters"
+            )
+        return value
+
+    @field_validator("OLLAMA_IMAGE", "WEBUI_IMAGE", "MCP_PROXY_IMAGE")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if not value or any(ch.isspace() for ch in value) or value.startswith("-"):
+            raise ValueError("must be an image reference without spaces, such as ollama/ollama:latest")
+        return value
+
+    @field_validator("OLLAMA_PORT", "WEBUI_PORT", "MCP_PROXY_PORT")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("must be a port number from 1 to 65535")
+        return value
+
+    @field_validator("BIND_ADDRESS")
+    @classmethod
+    def _bind_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("must be an IP address such as 127.0.0.1") from None
+        return value
+
+    @field_validator("WEBUI_SECRET_KEY", "MCP_PROXY_API_KEY")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if any(ch.isspace() for ch in value) or any(ch in value for ch in "\"'$`\\#"):
+            raise ValueError("must not contain spaces, quotes, '$', '`', '\\' or '#'")
+        return value
+
+    def port_of(self, service: ServiceSpec) -> int:
+        port: int = getattr(self, service.port_key)
+        return port
+
+    @property
+    def is_loopback(self) -> bool:
+        return ipaddress.ip_address(self.BIND_ADDRESS).is_loopback
+
+    @property
+    def url_host(self) -> str:
+        """Where the host reaches the published ports: loopback for a wildcard bind."""
+        address = ipaddress.ip_address(self.BIND_ADDRESS)
+        if address.is_unspecified:
+            return "127.0.0.1" if address.version == 4 else "[::1]"
+        return f"[{address}]" if address.version == 6 else str(address)
+
+
+SECRET_KEYS = ("WEBUI_SECRET_KEY", "MCP_PROXY_API_KEY")
+
+
+class PlatformDecision(BaseModel):
+    """Which overlay is used and the evidence behind it, for `status` and `check`."""
+
+    platform: Platform
+    source: Literal["flag", "detected"]
+    evidence: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class PortBinding(BaseModel):
+    host_ip: str
+    host_port: int
+    container_port: int
+
+
+class ServiceStatus(BaseModel):
+    name: str
+    state: str
+    health: Literal["healthy", "unhealthy", "starting", "none"]
+    image: str | None = None
+    container_id: str | None = None
+    url: str | None = None
+    uptime: str | None = None
+    ports: list[PortBinding] = Field(default_factory=list)
+
+
+class ExtensionStatus(BaseModel):
+    name: str
+    enabled: bool
+    state: str
+    description: str = ""
+
+
+class StackStatus(BaseModel):
+    """The `status --json` document; `start` and `stop` print it too."""
+
+    project: str
+    home: str
+    platform: Platform | None
+    running: bool
+    healthy: bool
+    services: list[ServiceStatus]
+    extensions: list[ExtensionStatus] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ContainerInfo(BaseModel):
+    """One container as the engine's list call reports it (no per-container calls)."""
+
+    id: str
+    name: str
+    image: str
+    state: str
+    status: str
+    labels: dict[str, str]
+    ports: list[PortBinding] = Field(default_factory=list)
+
+    @property
+    def project(self) -> str | None:
+        return self.labels.get(COMPOSE_PROJECT_LABEL)
+
+    @property
+    def service(self) -> str | None:
+        return self.labels.get(COMPOSE_SERVICE_LABEL)
+
+    @property
+    def installation(self) -> str | None:
+        return self.labels.get(INSTALLATION_LABEL)
+
+    @property
+    def docker_health(self) -> Literal["healthy", "unhealthy", "starting", "none"]:
+        if "(healthy)" in self.status:
+            return "healthy"
+        if "(unhealthy)" in self.status:
+            return "unhealthy"
+        if "(health: starting)" in self.status:
+            return "starting"
+        return "none"
+
+    @property
+    def uptime(self) -> str | None:
+        if self.state != "running" or not self.status.startswith("Up "):
+            return None
+        return self.status[3:].split(" (")[0]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    exit_code: int
+    message: str
+    hint: str | None = None
+
+
+class ErrorDocument(BaseModel):
+    error: ErrorBody

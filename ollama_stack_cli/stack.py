@@ -1,0 +1,241 @@
+"""What the stack commands share: status from labels, compose for a home, health waits.
+
+Commands call these functions and render what comes back; this module neither
+prints nor parses options.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config, net
+from .docker_client import Compose, Engine, find_compose
+from .errors import StackError
+from .schemas import (
+    CORE_SERVICES,
+    SECRET_KEYS,
+    ContainerInfo,
+    Platform,
+    ServiceSpec,
+    ServiceStatus,
+    StackEnv,
+    StackState,
+    StackStatus,
+)
+
+
+@dataclass
+class Context:
+    """What every stack command needs, read once per invocation."""
+
+    home: Path
+    env: StackEnv
+    state: StackState
+
+    @property
+    def project(self) -> str:
+        return self.env.PROJECT_NAME
+
+
+def load(home: Path) -> Context:
+    """Read the home's state and settings without creating anything."""
+    return Context(home=home, env=config.read_env(home), state=config.read_state(home))
+
+
+def expected_services(platform: Platform | None) -> list[ServiceSpec]:
+    """Services that run as containers on this platform (apple uses the host's Ollama)."""
+    if platform == "apple":
+        return [s for s in CORE_SERVICES if s.name != "ollama"]
+    return list(CORE_SERVICES)
+
+
+def compose_env(ctx: Context) -> dict[str, str]:
+    """Values handed to compose: every `.env` key (the user's too), validated ones on top."""
+    values = config.read_env_values(ctx.home)
+    values.update({key: str(value) for key, value in ctx.env.model_dump().items()})
+    values["MCP_PROXY_CONFIG_DIR"] = str(config.proxy_config_dir(ctx.home))
+    for key in SECRET_KEYS:
+        # `down` and `logs` must parse the file before the secrets exist; `start`
+        # generates them before `up`, so this placeholder never reaches a container.
+        values[key] = values.get(key) or "not-generated"
+    return values
+
+
+def compose_for(ctx: Context, platform: Platform, command: list[str] | None = None) -> Compose:
+    return Compose(
+        command=command or find_compose(),
+        project=ctx.project,
+        files=config.compose_files(ctx.home, platform),
+        env=compose_env(ctx),
+        project_dir=ctx.home,
+    )
+
+
+# --- status -----------------------------------------------------------------
+
+
+def build_status(ctx: Context, engine: Engine, probe: bool = True) -> StackStatus:
+    """The status document, from one container list call and host-side probes."""
+    containers = engine.containers()
+    ours = [c for c in containers if c.installation == ctx.project and c.project == ctx.project]
+    by_service = {c.service: c for c in ours}
+    platform = ctx.state.platform
+    specs = expected_services(platform)
+
+    probe_targets = []
+    for spec in specs:
+        container = by_service.get(spec.name)
+        if container is not None and container.state == "running":
+            port = _published_port(container, spec) or ctx.env.port_of(spec)
+            probe_targets.append((spec.name, ctx.env.url_host, port, spec.health_path))
+    answers = net.probe_many(probe_targets) if probe else {}
+
+    services = [_service_status(ctx, spec, by_service.get(spec.name), answers.get(spec.name)) for spec in specs]
+    running = all(s.state == "running" for s in services)
+    healthy = running and all(s.health == "healthy" for s in services)
+    return StackStatus(
+        project=ctx.project,
+        home=str(ctx.home),
+        platform=platform,
+        running=running,
+        healthy=healthy,
+        services=services,
+        warnings=_warnings(ctx, containers, services),
+    )
+
+
+def _published_port(container: ContainerInfo, spec: ServiceSpec) -> int | None:
+    for port in container.ports:
+        if port.container_port == spec.container_port:
+            return port.host_port
+    return None
+
+
+def _service_status(
+    ctx: Context, spec: ServiceSpec, container: ContainerInfo | None, answered: bool | None
+) -> ServiceStatus:
+    port = (container and _published_port(container, spec)) or ctx.env.port_of(spec)
+    url = f"http://{ctx.env.url_host}:{port}"
+    if container is None:
+        return ServiceStatus(name=spec.name, state="absent", health="none", url=url)
+    if container.state != "running":
+        health = "none"
+    elif answered:
+        health = "healthy"
+    elif container.docker_health == "starting" or answered is None:
+        health = "starting"
+    else:
+        health = "unhealthy"
+    return ServiceStatus(
+        name=spec.name,
+        state=container.state,
+        health=health,
+        image=container.image,
+        container_id=container.id,
+        url=url if container.state == "running" else None,
+        uptime=container.uptime,
+        ports=container.ports,
+    )
+
+
+def _warnings(ctx: Context, containers: list[ContainerInfo], services: list[ServiceStatus]) -> list[str]:
+    warnings: list[str] = []
+    states = {s.state for s in services}
+    if "running" in states and states != {"running"}:
+        missing = ", ".join(s.name for s in services if s.state != "running")
+        warnings.append(f"The stack is only partly running ({missing} not running); `ollama-stack start` repairs it.")
+    if not ctx.env.is_loopback:
+        warnings.append(
+            f"Ports are published on {ctx.env.BIND_ADDRESS}, reachable from other machines; "
+            "Ollama has no authentication."
+        )
+    others: dict[str, list[ContainerInfo]] = {}
+    for container in containers:
+        name = container.installation
+        if name and name != ctx.project:
+            others.setdefault(name, []).append(container)
+    for name, items in sorted(others.items()):
+        running = [c for c in items if c.state == "running"]
+        ports = sorted({p.host_port for c in running for p in c.ports})
+        where = f" on ports {', '.join(map(str, ports))}" if ports else ""
+        warnings.append(
+            f"Another installation '{name}' has {len(items)} container(s) here, {len(running)} running{where}."
+        )
+    return warnings
+
+
+# --- start ------------------------------------------------------------------
+
+
+def busy_ports(ctx: Context, platform: Platform, running: list[ContainerInfo]) -> list[tuple[str, int]]:
+    """Ports the stack would publish that something else already holds."""
+    held_by_us = {p.host_port for c in running if c.state == "running" for p in c.ports}
+    busy = []
+    for spec in expected_services(platform):
+        port = ctx.env.port_of(spec)
+        if port in held_by_us:
+            continue
+        if not net.port_free(ctx.env.BIND_ADDRESS, port):
+            busy.append((spec.port_key, port))
+    return busy
+
+
+def wait_healthy(
+    ctx: Context,
+    engine: Engine,
+    specs: list[ServiceSpec],
+    timeout: float,
+    on_update: Callable[[dict[str, str]], None],
+    interval: float = 0.15,
+) -> dict[str, str]:
+    """Poll each endpoint from the host until all answer, one exits, or time runs out.
+
+    Returns the final state per service: "healthy", "waiting" or "exited".
+    """
+    status = {spec.name: "waiting" for spec in specs}
+    deadline = time.monotonic() + timeout
+    next_engine_check = time.monotonic() + 1.0
+    on_update(dict(status))
+    while True:
+        pending = [s for s in specs if status[s.name] == "waiting"]
+        answers = net.probe_many(
+            (s.name, ctx.env.url_host, ctx.env.port_of(s), s.health_path) for s in pending
+        )
+        changed = False
+        for name, ok in answers.items():
+            if ok:
+                status[name] = "healthy"
+                changed = True
+        if changed:
+            on_update(dict(status))
+        if all(v == "healthy" for v in status.values()):
+            return status
+        now = time.monotonic()
+        if now >= next_engine_check:
+            next_engine_check = now + 1.0
+            by_service = {c.service: c for c in engine.containers() if c.project == ctx.project}
+            for spec in pending:
+                container = by_service.get(spec.name)
+                if status[spec.name] == "waiting" and (container is None or container.state in ("exited", "dead")):
+                    status[spec.name] = "exited"
+                    on_update(dict(status))
+                    return status
+        if now >= deadline:
+            return status
+        time.sleep(interval)
+
+
+def native_ollama_reachable() -> bool:
+    """On apple, Open WebUI talks to the Ollama app on the host."""
+    return net.probe("127.0.0.1", 11434, "/api/version", timeout=1.0)
+
+
+def require_valid_platform(value: str | None) -> Platform | None:
+    if value is None:
+        return None
+    if value not in ("cpu", "nvidia", "apple"):
+        raise StackError(f"Unknown platform {value!r}.", "Use one of: cpu, nvidia, apple.", slug="usage")
+    return value  # type: ignore[return-value]
