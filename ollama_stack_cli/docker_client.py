@@ -79,6 +79,26 @@ class Engine:
         raw = self._call(self.client.api.volumes, filters={"label": f"{INSTALLATION_LABEL}={installation}"})
         return sorted(item["Name"] for item in raw.get("Volumes") or [])
 
+    def remove_containers(self, ids: Sequence[str]) -> None:
+        """Force-remove containers; their named volumes are left alone."""
+        import docker.errors
+
+        for container_id in ids:
+            try:
+                self._call(self.client.api.remove_container, container_id, force=True, v=False)
+            except StackError:
+                # Already gone is what we wanted; anything else is reported by the caller's check.
+                log.debug("could not remove %s", container_id)
+            except docker.errors.NotFound:
+                pass
+
+    def remove_networks(self, names: Sequence[str]) -> None:
+        for name in names:
+            try:
+                self._call(self.client.api.remove_network, name)
+            except StackError:
+                log.debug("could not remove network %s", name)
+
     def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         import docker.errors
         import requests.exceptions

@@ -170,6 +170,38 @@ def _warnings(ctx: Context, containers: list[ContainerInfo], services: list[Serv
 # --- start ------------------------------------------------------------------
 
 
+@dataclass
+class Snapshot:
+    """What this installation had before a change, so the change can be undone."""
+
+    container_ids: set[str]
+    networks: set[str]
+
+
+def snapshot(ctx: Context, engine: Engine) -> Snapshot:
+    ours = [c for c in engine.containers() if c.installation == ctx.project and c.project == ctx.project]
+    return Snapshot(container_ids={c.id for c in ours}, networks=set(engine.networks(ctx.project)))
+
+
+def undo_start(ctx: Context, engine: Engine, compose: Compose, before: Snapshot) -> str:
+    """Remove the containers and networks a failed `up` created; volumes and older things stay.
+
+    Returns a short description of what was removed ("" when nothing was).
+    """
+    after = [c for c in engine.containers() if c.installation == ctx.project and c.project == ctx.project]
+    created = [c for c in after if c.id not in before.container_ids]
+    engine.remove_containers([c.id for c in created])
+    new_networks = [n for n in engine.networks(ctx.project) if n not in before.networks]
+    engine.remove_networks(new_networks)
+    parts = []
+    if created:
+        parts.append(f"{len(created)} container(s)")
+    if new_networks:
+        parts.append(f"network {', '.join(new_networks)}")
+    return " and ".join(parts)
+
+
+
 def busy_ports(ctx: Context, platform: Platform, running: list[ContainerInfo]) -> list[tuple[str, int]]:
     """Ports the stack would publish that something else already holds."""
     held_by_us = {p.host_port for c in running if c.state == "running" for p in c.ports}
@@ -219,7 +251,7 @@ def wait_healthy(
             by_service = {c.service: c for c in engine.containers() if c.project == ctx.project}
             for spec in pending:
                 container = by_service.get(spec.name)
-                if status[spec.name] == "waiting" and (container is None or container.state in ("exited", "dead")):
+                if status[spec.name] == "waiting" and (container is None or container.state in ("exited", "dead", "restarting")):
                     status[spec.name] = "exited"
                     on_update(dict(status))
                     return status

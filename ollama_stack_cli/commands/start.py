@@ -42,10 +42,27 @@ def run(home: Path, output: Output, *, platform: str | None, wait: bool, timeout
     if created_env:
         output.progress(f"Created {config.env_path(home)} with generated secrets.")
     config.write_proxy_config(home, {})
+    previous_state = config.read_state_bytes(home)
     ctx.state = config.set_platform(home, decision.platform)
 
     output.progress(f"Starting {ctx.project} ({decision.platform})...")
-    stack.compose_for(ctx, decision.platform, compose_command).up()
+    compose = stack.compose_for(ctx, decision.platform, compose_command)
+    before = stack.snapshot(ctx, engine)
+    try:
+        compose.up()
+    except (StackError, KeyboardInterrupt) as exc:
+        undone = stack.undo_start(ctx, engine, compose, before)
+        config.restore_file(config.state_path(home), previous_state)
+        if undone:
+            output.progress(f"Rolled back: removed {undone} this start had created (volumes kept).")
+        if isinstance(exc, KeyboardInterrupt):
+            raise StackError(
+                "Interrupted while starting; what this start created was removed.",
+                "Run `ollama-stack start` again when ready.",
+                code=ExitCode.INTERRUPTED,
+                slug="interrupted",
+            ) from None
+        raise
 
     if decision.platform == "apple" and not stack.native_ollama_reachable():
         output.warn("The native Ollama app does not answer on 127.0.0.1:11434; start it so Open WebUI can use it.")

@@ -1,0 +1,155 @@
+"""Integration fixtures: the real CLI, the real engine, the stub images, cleanup by label.
+
+Each test gets a unique PROJECT_NAME and free ports, and removes exactly what carries
+its own installation label, so tests never touch anything they did not create.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STUB_IMAGE = "ollama-stack-test/stub:latest"
+LABEL = "ollama-stack.installation"
+_SCRIPT = Path(sys.executable).parent / "ollama-stack"
+# The console script the package installs, as a user runs it.
+ENTRY_POINT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ollama_stack_cli.main"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    """The engine, required in CI: missing means fail, never skip."""
+    required = os.environ.get("OLLAMA_STACK_REQUIRE_DOCKER") == "1" or os.environ.get("CI") == "true"
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
+        message = f"Docker engine not reachable: {exc}"
+        if required:
+            pytest.fail(message + " (integration tests are required here)")
+        pytest.skip(message)
+    try:
+        client.images.get(STUB_IMAGE)
+    except Exception:  # noqa: BLE001
+        subprocess.run(["bash", str(REPO / "tests/images/build.sh")], check=True)
+    return client
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on right now (held open together so they are distinct)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@dataclass
+class StackHome:
+    """A home pointed at the stub images, with the CLI bound to it."""
+
+    path: Path
+    project: str
+    ports: dict[str, int]
+    client: Any
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Result:
+        """Run the installed entry point as a user would, in a subprocess."""
+        full_env = {**os.environ, **self.extra_env, **(env or {})}
+        full_env.pop("OLLAMA_STACK_HOME", None)
+        proc = subprocess.run(
+            [*ENTRY_POINT, "--home", str(self.path), *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            cwd=str(self.path.parent),
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def containers(self) -> list[Any]:
+        return self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.project}"})
+
+    def networks(self) -> list[Any]:
+        return self.client.networks.list(filters={"label": f"{LABEL}={self.project}"})
+
+    def volumes(self) -> list[Any]:
+        return self.client.volumes.list(filters={"label": f"{LABEL}={self.project}"})
+
+    def env_text(self) -> str:
+        return (self.path / ".env").read_text()
+
+    def cleanup(self) -> None:
+        for container in self.containers():
+            container.remove(force=True)
+        for network in self.networks():
+            network.remove()
+        for volume in self.volumes():
+            volume.remove(force=True)
+
+
+def make_home(root: Path, client: Any, extra: str = "") -> StackHome:
+    project = f"ostest-{uuid.uuid4().hex[:10]}"
+    ollama, webui, proxy = free_ports(3)
+    home = root / project
+    home.mkdir(parents=True)
+    (home / ".env").write_text(
+        f"PROJECT_NAME={project}\n"
+        f"OLLAMA_IMAGE={STUB_IMAGE}\nWEBUI_IMAGE={STUB_IMAGE}\nMCP_PROXY_IMAGE={STUB_IMAGE}\n"
+        f"OLLAMA_PORT={ollama}\nWEBUI_PORT={webui}\nMCP_PROXY_PORT={proxy}\n" + extra
+    )
+    return StackHome(
+        path=home,
+        project=project,
+        ports={"ollama": ollama, "webui": webui, "mcp_proxy": proxy},
+        client=client,
+    )
+
+
+@pytest.fixture
+def stack_home(tmp_path: Path, docker_client: Any) -> Iterator[StackHome]:
+    home = make_home(tmp_path, docker_client)
+    yield home
+    home.cleanup()
+
+
+@pytest.fixture
+def stack_running(stack_home: StackHome) -> StackHome:
+    result = stack_home.cli("start", "--platform", "cpu", "--timeout", "60")
+    assert result.code == 0, result.stderr
+    return stack_home
