@@ -251,7 +251,8 @@ def wait_healthy(
             by_service = {c.service: c for c in engine.containers() if c.project == ctx.project}
             for spec in pending:
                 container = by_service.get(spec.name)
-                if status[spec.name] == "waiting" and (container is None or container.state in ("exited", "dead", "restarting")):
+                gone = container is None or container.state in ("exited", "dead", "restarting")
+                if status[spec.name] == "waiting" and gone:
                     status[spec.name] = "exited"
                     on_update(dict(status))
                     return status
