@@ -60,17 +60,13 @@ class AppState:
 
 STATE = AppState()
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout; progress goes to stderr.")
-]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; progress goes to stderr.")]
 PlatformOption = Annotated[
     Optional[str],  # noqa: UP045 - typer needs Optional at runtime on 3.10
     typer.Option("--platform", help="cpu, nvidia or apple; detected when omitted.", show_default=False),
 ]
 NoWaitOption = Annotated[bool, typer.Option("--no-wait", help="Return once containers are created.")]
-TimeoutOption = Annotated[
-    float, typer.Option("--timeout", min=1, help="Seconds to wait for every service to answer.")
-]
+TimeoutOption = Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait for every service to answer.")]
 
 
 def _version(value: bool) -> None:

@@ -44,9 +44,7 @@ CORE_SERVICES: tuple[ServiceSpec, ...] = (
         container_port=11434,
         health_path="/api/version",
     ),
-    ServiceSpec(
-        name="webui", port_key="WEBUI_PORT", default_port=8080, container_port=8080, health_path="/health"
-    ),
+    ServiceSpec(name="webui", port_key="WEBUI_PORT", default_port=8080, container_port=8080, health_path="/health"),
     ServiceSpec(
         name="mcp_proxy",
         port_key="MCP_PROXY_PORT",
@@ -96,8 +94,7 @@ class StackEnv(BaseModel):
     def _project_name(cls, value: str) -> str:
         if not PROJECT_NAME_PATTERN.match(value):
             raise ValueError(
-                "must be lowercase letters, digits, '-' or '_', start with a letter or digit, "
-                "at most 63 characters"
+                "must be lowercase letters, digits, '-' or '_', start with a letter or digit, at most 63 characters"
             )
         return value
 

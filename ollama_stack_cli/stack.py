@@ -201,7 +201,6 @@ def undo_start(ctx: Context, engine: Engine, compose: Compose, before: Snapshot)
     return " and ".join(parts)
 
 
-
 def busy_ports(ctx: Context, platform: Platform, running: list[ContainerInfo]) -> list[tuple[str, int]]:
     """Ports the stack would publish that something else already holds."""
     held_by_us = {p.host_port for c in running if c.state == "running" for p in c.ports}
@@ -233,9 +232,7 @@ def wait_healthy(
     on_update(dict(status))
     while True:
         pending = [s for s in specs if status[s.name] == "waiting"]
-        answers = net.probe_many(
-            (s.name, ctx.env.url_host, ctx.env.port_of(s), s.health_path) for s in pending
-        )
+        answers = net.probe_many((s.name, ctx.env.url_host, ctx.env.port_of(s), s.health_path) for s in pending)
         changed = False
         for name, ok in answers.items():
             if ok:

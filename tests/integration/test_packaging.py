@@ -54,7 +54,9 @@ def test_wheel_runs_from_any_directory(stack_home: StackHome, tmp_path: Path) ->
     site = Path(
         subprocess.run(
             [str(venv / "bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     )
     subprocess.run(
@@ -67,13 +69,21 @@ def test_wheel_runs_from_any_directory(stack_home: StackHome, tmp_path: Path) ->
 
     where = subprocess.run(
         [*script[:2], "import ollama_stack_cli.config as c; print(c.resource_dir())"],
-        capture_output=True, text=True, cwd="/", env=env, check=True,
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env=env,
+        check=True,
     ).stdout.strip()
     assert where.startswith(str(site)) and Path(where, "docker-compose.nvidia.yml").is_file()
 
     started = subprocess.run(
         [*script, "--home", str(stack_home.path), "start", "--platform", "cpu", "--timeout", "60"],
-        capture_output=True, text=True, cwd="/", env=env, timeout=180,
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env=env,
+        timeout=180,
     )
     assert started.returncode == 0, started.stderr
     assert {c.image.tags[0] for c in stack_home.containers()} == {STUB_IMAGE}

@@ -30,8 +30,18 @@ def test_first_env_is_private_and_has_every_key_and_two_secrets(isolated_home: P
     assert stat.S_IMODE(os.stat(isolated_home).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(isolated_home / ".env").st_mode) == 0o600
     text = (isolated_home / ".env").read_text()
-    for key in ("PROJECT_NAME", "OLLAMA_IMAGE", "WEBUI_IMAGE", "MCP_PROXY_IMAGE", "OLLAMA_PORT", "WEBUI_PORT",
-                "MCP_PROXY_PORT", "BIND_ADDRESS", "WEBUI_SECRET_KEY", "MCP_PROXY_API_KEY"):
+    for key in (
+        "PROJECT_NAME",
+        "OLLAMA_IMAGE",
+        "WEBUI_IMAGE",
+        "MCP_PROXY_IMAGE",
+        "OLLAMA_PORT",
+        "WEBUI_PORT",
+        "MCP_PROXY_PORT",
+        "BIND_ADDRESS",
+        "WEBUI_SECRET_KEY",
+        "MCP_PROXY_API_KEY",
+    ):
         assert f"\n{key}=" in text
     assert env.PROJECT_NAME == "ollama-stack" and env.BIND_ADDRESS == "127.0.0.1"
     assert len(env.WEBUI_SECRET_KEY) >= 40 and env.WEBUI_SECRET_KEY != env.MCP_PROXY_API_KEY
