@@ -33,7 +33,9 @@ class Output:
         if self._out is None:
             from rich.console import Console
 
-            self._out = Console(highlight=False)
+            # Piped output is read by programs and wide logs: don't wrap tables at 80 columns.
+            width = None if sys.stdout.isatty() else 200
+            self._out = Console(highlight=False, width=width)
         return self._out
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import config, stack
@@ -49,7 +51,8 @@ def run(home: Path, output: Output, *, platform: str | None, wait: bool, timeout
     compose = stack.compose_for(ctx, decision.platform, compose_command)
     before = stack.snapshot(ctx, engine)
     try:
-        compose.up()
+        with _busy(output, "Creating containers (the first start pulls images; that can take minutes)..."):
+            compose.up()
     except (StackError, KeyboardInterrupt) as exc:
         undone = stack.undo_start(ctx, engine, compose, before)
         config.restore_file(config.state_path(home), previous_state)
@@ -111,6 +114,16 @@ def _wait(ctx: stack.Context, engine: Engine, decision: PlatformDecision, output
         slug="health_timeout",
         details=logs.splitlines()[-20:],
     )
+
+
+@contextmanager
+def _busy(output: Output, message: str) -> Iterator[None]:
+    """A spinner on a terminal; nothing extra otherwise."""
+    if not output.interactive:
+        yield
+        return
+    with output.err.status(message):
+        yield
 
 
 class _Display:

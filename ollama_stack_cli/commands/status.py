@@ -36,7 +36,7 @@ def render_table(result: StackStatus, output: Output) -> None:
     )
     table = Table(box=None, pad_edge=False)
     for column in ("SERVICE", "STATE", "HEALTH", "URL", "IMAGE", "UPTIME"):
-        table.add_column(column, no_wrap=column in ("SERVICE", "URL"))
+        table.add_column(column, no_wrap=column in ("SERVICE", "URL", "IMAGE"))
     colors = {"healthy": "green", "unhealthy": "red", "starting": "yellow", "none": "dim"}
     for service in result.services:
         table.add_row(
