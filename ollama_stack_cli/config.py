@@ -144,10 +144,10 @@ def set_platform(home: Path, platform: Platform) -> StackState:
     return state
 
 
-def read_state_bytes(home: Path) -> bytes | None:
-    """Raw contents, for the journal's undo record."""
+def read_bytes(path: Path) -> bytes | None:
+    """Raw contents of a home file, for the journal's undo record (None: absent)."""
     try:
-        return state_path(home).read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         return None
 
@@ -253,11 +253,12 @@ def update_env(home: Path, updates: dict[str, str]) -> None:
 
 
 def restore_file(path: Path, content: bytes | None) -> None:
-    """Put a state file back as the journal recorded it (None: it did not exist)."""
+    """Put a home file back as the journal recorded it (None: it did not exist)."""
     if content is None:
         path.unlink(missing_ok=True)
         return
-    atomic_write(path, content.decode("utf-8"), mode=0o600)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    atomic_write(path, content.decode("utf-8"), mode=mode)
 
 
 def _env_template(secret_values: dict[str, str]) -> str:

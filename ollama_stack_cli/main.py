@@ -106,11 +106,18 @@ def main(
 def changing(command: str) -> Iterator[Path]:
     """Hold the home's lock around a command that changes anything."""
     from .config import ensure_home
-    from .docker_client import operation_lock
+    from .docker_client import Journal, operation_lock
 
     home = STATE.home
     ensure_home(home)
     with operation_lock(home, command, STATE.lock_timeout, STATE.output.progress):
+        if Journal.has_open(home):
+            from .docker_client import Engine
+            from .stack import recover
+
+            note = recover(home, Engine())
+            if note:
+                STATE.output.warn(note)
         yield home
 
 

@@ -243,3 +243,33 @@ class ErrorBody(BaseModel):
 
 class ErrorDocument(BaseModel):
     error: ErrorBody
+
+
+class PreState(BaseModel):
+    """What existed before an operation: enough to undo exactly its own changes."""
+
+    container_ids: list[str] = Field(default_factory=list)
+    networks: list[str] = Field(default_factory=list)
+    # Home-relative path -> previous text (None: the file did not exist).
+    files: dict[str, str | None] = Field(default_factory=dict)
+
+
+class JournalStep(BaseModel):
+    name: str
+    status: Literal["planned", "running", "done"] = "planned"
+
+
+class JournalEntry(BaseModel):
+    """One open operation. The file exists only while the operation runs."""
+
+    id: str
+    operation: str
+    project: str
+    platform: Platform | None = None
+    pid: int
+    started: str
+    steps: list[JournalStep]
+    pre_state: PreState
+
+    def step(self, name: str) -> JournalStep:
+        return next(s for s in self.steps if s.name == name)

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config, net
-from .docker_client import Compose, Engine, find_compose
+from .docker_client import Compose, CorruptJournal, Engine, Journal, find_compose
 from .errors import StackError
 from .schemas import (
     CORE_SERVICES,
     SECRET_KEYS,
     ContainerInfo,
+    JournalEntry,
     Platform,
+    PreState,
     ServiceSpec,
     ServiceStatus,
     StackEnv,
@@ -170,37 +172,6 @@ def _warnings(ctx: Context, containers: list[ContainerInfo], services: list[Serv
 # --- start ------------------------------------------------------------------
 
 
-@dataclass
-class Snapshot:
-    """What this installation had before a change, so the change can be undone."""
-
-    container_ids: set[str]
-    networks: set[str]
-
-
-def snapshot(ctx: Context, engine: Engine) -> Snapshot:
-    ours = [c for c in engine.containers() if c.installation == ctx.project and c.project == ctx.project]
-    return Snapshot(container_ids={c.id for c in ours}, networks=set(engine.networks(ctx.project)))
-
-
-def undo_start(ctx: Context, engine: Engine, compose: Compose, before: Snapshot) -> str:
-    """Remove the containers and networks a failed `up` created; volumes and older things stay.
-
-    Returns a short description of what was removed ("" when nothing was).
-    """
-    after = [c for c in engine.containers() if c.installation == ctx.project and c.project == ctx.project]
-    created = [c for c in after if c.id not in before.container_ids]
-    engine.remove_containers([c.id for c in created])
-    new_networks = [n for n in engine.networks(ctx.project) if n not in before.networks]
-    engine.remove_networks(new_networks)
-    parts = []
-    if created:
-        parts.append(f"{len(created)} container(s)")
-    if new_networks:
-        parts.append(f"network {', '.join(new_networks)}")
-    return " and ".join(parts)
-
-
 def busy_ports(ctx: Context, platform: Platform, running: list[ContainerInfo]) -> list[tuple[str, int]]:
     """Ports the stack would publish that something else already holds."""
     held_by_us = {p.host_port for c in running if c.state == "running" for p in c.ports}
@@ -269,3 +240,103 @@ def require_valid_platform(value: str | None) -> Platform | None:
     if value not in ("cpu", "nvidia", "apple"):
         raise StackError(f"Unknown platform {value!r}.", "Use one of: cpu, nvidia, apple.", slug="usage")
     return value  # type: ignore[return-value]
+
+
+# --- journal, rollback, recovery ------------------------------------------
+
+# Home files an operation may change, restored on rollback (home-relative).
+TRACKED_FILES = (config.STATE_FILE, config.ENV_FILE, f"{config.PROXY_CONFIG_DIR}/{config.PROXY_CONFIG_FILE}")
+
+
+def capture_pre_state(ctx: Context, engine: Engine) -> PreState:
+    ours = [c for c in engine.containers() if c.installation == ctx.project]
+    files = {}
+    for name in TRACKED_FILES:
+        content = config.read_bytes(ctx.home / name)
+        files[name] = content.decode("utf-8") if content is not None else None
+    return PreState(container_ids=sorted(c.id for c in ours), networks=engine.networks(ctx.project), files=files)
+
+
+def begin(ctx: Context, engine: Engine, operation: str, steps: list[str], platform: Platform | None) -> Journal:
+    return Journal.begin(ctx.home, operation, ctx.project, steps, capture_pre_state(ctx, engine), platform)
+
+
+def rollback(home: Path, engine: Engine, entry: JournalEntry) -> list[str]:
+    """Undo the entry's running and done steps in reverse; return what was undone.
+
+    Containers and networks that did not exist before are removed; state files are
+    put back. Volumes and anything that existed before are never touched. Ctrl-C is
+    ignored meanwhile: a half-finished rollback would be worse than a slow one.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        undone: list[str] = []
+        for step in reversed(entry.steps):
+            if step.status == "planned":
+                continue
+            if step.name == "compose_up":
+                undone.extend(_remove_created(engine, entry))
+            elif step.name == "files":
+                restored = _restore_files(home, entry.pre_state)
+                if restored:
+                    undone.append(f"restored {', '.join(restored)}")
+        return undone
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _remove_created(engine: Engine, entry: JournalEntry) -> list[str]:
+    before = set(entry.pre_state.container_ids)
+    created = [c for c in engine.containers() if c.installation == entry.project and c.id not in before]
+    engine.remove_containers([c.id for c in created])
+    new_networks = [n for n in engine.networks(entry.project) if n not in entry.pre_state.networks]
+    engine.remove_networks(new_networks)
+    undone = []
+    if created:
+        undone.append(f"removed {len(created)} container(s)")
+    if new_networks:
+        undone.append(f"removed network {', '.join(new_networks)}")
+    return undone
+
+
+def _restore_files(home: Path, pre: PreState) -> list[str]:
+    restored = []
+    for name, text in pre.files.items():
+        path = home / name
+        current = config.read_bytes(path)
+        wanted = text.encode("utf-8") if text is not None else None
+        if current != wanted:
+            config.restore_file(path, wanted)
+            restored.append(name)
+    return restored
+
+
+def recover(home: Path, engine: Engine) -> str | None:
+    """Repair after an operation that died mid-way; the caller holds the lock.
+
+    Returns one line saying what was found and done, or None when all was well.
+    """
+    try:
+        entry = Journal.find_open(home)
+    except CorruptJournal as exc:
+        return f"Found a corrupt operation journal ({exc.reason}); moved it to {exc.moved_to.name}."
+    if entry is None:
+        return None
+    found = f"Found an interrupted `{entry.operation}` (pid {entry.pid}, started {entry.started})"
+    journal = Journal(home, entry)
+    pending = [s for s in entry.steps if s.status != "done"]
+    if not pending:
+        journal.close()
+        return f"{found}: all its steps had completed; nothing to repair."
+    if pending[0].name == "compose_down":
+        # A stop is finished rather than undone: it is idempotent and "stopped" is what was asked.
+        ctx = load(home)
+        compose_for(ctx, entry.platform or ctx.state.platform or "cpu").down()
+        journal.close()
+        return f"{found}: finished stopping it."
+    undone = rollback(home, engine, entry)
+    journal.close()
+    what = "; ".join(undone) if undone else "nothing had changed yet"
+    return f"{found}: rolled it back ({what}; volumes kept)."

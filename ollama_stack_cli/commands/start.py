@@ -39,33 +39,34 @@ def run(home: Path, output: Output, *, platform: str | None, wait: bool, timeout
             slug="port_in_use",
         )
 
-    created_env = not config.env_path(home).exists()
-    ctx.env = config.ensure_env(home)
-    if created_env:
-        output.progress(f"Created {config.env_path(home)} with generated secrets.")
-    config.write_proxy_config(home, {})
-    previous_state = config.read_state_bytes(home)
-    ctx.state = config.set_platform(home, decision.platform)
-
-    output.progress(f"Starting {ctx.project} ({decision.platform})...")
-    compose = stack.compose_for(ctx, decision.platform, compose_command)
-    before = stack.snapshot(ctx, engine)
+    journal = stack.begin(ctx, engine, "start", ["files", "compose_up"], decision.platform)
     try:
-        with _busy(output, "Creating containers (the first start pulls images; that can take minutes)..."):
-            compose.up()
+        with journal.step("files"):
+            created_env = not config.env_path(home).exists()
+            ctx.env = config.ensure_env(home)
+            if created_env:
+                output.progress(f"Created {config.env_path(home)} with generated secrets.")
+            config.write_proxy_config(home, {})
+            ctx.state = config.set_platform(home, decision.platform)
+        output.progress(f"Starting {ctx.project} ({decision.platform})...")
+        with journal.step("compose_up"):
+            compose = stack.compose_for(ctx, decision.platform, compose_command)
+            with _busy(output, "Creating containers (the first start pulls images; that can take minutes)..."):
+                compose.up()
     except (StackError, KeyboardInterrupt) as exc:
-        undone = stack.undo_start(ctx, engine, compose, before)
-        config.restore_file(config.state_path(home), previous_state)
+        undone = stack.rollback(home, engine, journal.entry)
+        journal.close()
         if undone:
-            output.progress(f"Rolled back: removed {undone} this start had created (volumes kept).")
+            output.progress(f"Rolled back: {'; '.join(undone)} (volumes kept).")
         if isinstance(exc, KeyboardInterrupt):
             raise StackError(
-                "Interrupted while starting; what this start created was removed.",
+                "Interrupted while starting; what this start had changed was undone.",
                 "Run `ollama-stack start` again when ready.",
                 code=ExitCode.INTERRUPTED,
                 slug="interrupted",
             ) from None
         raise
+    journal.close()
 
     if decision.platform == "apple" and not stack.native_ollama_reachable():
         output.warn("The native Ollama app does not answer on 127.0.0.1:11434; start it so Open WebUI can use it.")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import stack
 from ..docker_client import Engine
+from ..errors import StackError
 from ..output import Output
 from ..schemas import StackStatus
 
@@ -19,8 +20,16 @@ def run(home: Path, output: Output) -> StackStatus:
         output.progress(f"{ctx.project} is not running; nothing to stop.")
         return stack.build_status(ctx, engine, probe=False)
     output.progress(f"Stopping {ctx.project}...")
-    compose = stack.compose_for(ctx, ctx.state.platform or "cpu")
-    compose.down()
+    platform = ctx.state.platform or "cpu"
+    journal = stack.begin(ctx, engine, "stop", ["compose_down"], platform)
+    try:
+        with journal.step("compose_down"):
+            stack.compose_for(ctx, platform).down()
+    except StackError:
+        # Nothing to undo (removed containers cannot be brought back); stop again finishes it.
+        journal.close()
+        raise
+    journal.close()
     return stack.build_status(ctx, engine, probe=False)
 
 

@@ -1,0 +1,176 @@
+"""Lock, journal, rollback and recovery under kill -9, Ctrl-C and concurrent runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from .conftest import ENTRY_POINT, StackHome
+
+
+def spawn(home: StackHome, *args: str, pause_at: str | None = None, **env: str) -> subprocess.Popen[str]:
+    full_env = {**os.environ, **env}
+    full_env.pop("OLLAMA_STACK_HOME", None)
+    if pause_at:
+        full_env["OLLAMA_STACK_TEST_PAUSE_AT"] = pause_at
+    return subprocess.Popen(
+        [*ENTRY_POINT, "--home", str(home.path), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+    )
+
+
+def wait_paused(home: StackHome, proc: subprocess.Popen[str], point: str) -> None:
+    marker = home.path / ".paused"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if marker.exists() and marker.read_text() == point:
+            marker.unlink()
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"exited before pausing at {point}: {proc.communicate()}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"never paused at {point}")
+
+
+def home_files(home: StackHome) -> dict[str, str]:
+    names = (".env", ".ollama-stack.json", "mcpo/config.json")
+    return {n: (home.path / n).read_text() for n in names if (home.path / n).exists()}
+
+
+@pytest.mark.parametrize("point", ["start:files", "start:files:end", "start:compose_up", "start:compose_up:end"])
+def test_kill_9_during_start_is_repaired_by_the_next_command(stack_home: StackHome, point: str) -> None:
+    before = home_files(stack_home)
+    proc = spawn(stack_home, "start", "--platform", "cpu", pause_at=point)
+    wait_paused(stack_home, proc, point)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (stack_home.path / "journal.json").exists()
+
+    status = stack_home.cli("status", "--json")
+
+    assert status.code == 3, status.stderr
+    note = status.json()["warnings"][0]
+    assert "Found an interrupted `start`" in note and "rolled it back" in note
+    assert stack_home.containers() == [] and stack_home.networks() == []
+    assert home_files(stack_home) == before
+    assert not (stack_home.path / "journal.json").exists()
+    assert stack_home.cli("stop").code == 0
+    assert stack_home.cli("start", "--platform", "cpu", "--timeout", "60").code == 0
+
+
+def test_kill_9_after_containers_exist_removes_only_what_start_created(stack_home: StackHome, docker_client) -> None:
+    volume = docker_client.volumes.create(
+        f"{stack_home.project}_open_webui_data", labels={"ollama-stack.installation": stack_home.project}
+    )
+    proc = spawn(stack_home, "start", "--platform", "cpu", pause_at="start:compose_up:end")
+    wait_paused(stack_home, proc, "start:compose_up:end")
+    assert len(stack_home.containers()) == 3
+    proc.kill()
+    proc.wait()
+
+    repaired = stack_home.cli("stop")
+
+    assert repaired.code == 0, repaired.stderr
+    assert "removed 3 container(s)" in repaired.stderr
+    assert stack_home.containers() == [] and stack_home.networks() == []
+    assert volume.name in [v.name for v in stack_home.volumes()]
+
+
+def test_kill_9_during_stop_is_finished_by_the_next_command(stack_running: StackHome) -> None:
+    proc = spawn(stack_running, "stop", pause_at="stop:compose_down")
+    wait_paused(stack_running, proc, "stop:compose_down")
+    proc.kill()
+    proc.wait()
+
+    status = stack_running.cli("status", "--json")
+
+    assert status.code == 3
+    assert "finished stopping it" in status.json()["warnings"][0]
+    assert stack_running.containers() == [] and stack_running.networks() == []
+
+
+def test_ctrl_c_while_changing_rolls_back_and_exits_130(stack_home: StackHome) -> None:
+    before = home_files(stack_home)
+    proc = spawn(stack_home, "start", "--platform", "cpu", pause_at="start:compose_up:end")
+    wait_paused(stack_home, proc, "start:compose_up:end")
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130, stderr
+    assert "Rolled back" in stderr and "Traceback" not in stderr
+    assert stack_home.containers() == [] and stack_home.networks() == []
+    assert home_files(stack_home) == before
+    assert not (stack_home.path / "journal.json").exists()
+
+
+def test_ctrl_c_while_waiting_for_health_leaves_the_stack_running(stack_home: StackHome) -> None:
+    (stack_home.path / "docker-compose.override.yml").write_text(
+        "services:\n  webui:\n    environment:\n      STUB_FAIL_HEALTH: '1'\n"
+    )
+    proc = spawn(stack_home, "start", "--platform", "cpu", "--timeout", "120")
+    deadline = time.monotonic() + 60
+    # Containers running and the journal closed: compose is done, only the health wait remains.
+    while (stack_home.path / "journal.json").exists() or len(stack_home.containers()) < 3:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130, stderr
+    assert "keeps running" in stderr
+    assert {c.status for c in stack_home.containers()} == {"running"}
+    assert not (stack_home.path / "journal.json").exists()
+
+
+def test_two_starts_at_once_make_one_stack(stack_home: StackHome) -> None:
+    procs = [spawn(stack_home, "start", "--platform", "cpu", "--timeout", "60") for _ in range(2)]
+    results = [p.communicate(timeout=180) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+
+    assert codes in ([0, 0], [0, 5]), results
+    assert all("Traceback" not in err for _, err in results)
+    assert len(stack_home.containers()) == 3
+    assert any("Waiting for" in err for _, err in results), results
+
+
+def test_held_lock_names_its_holder_and_exits_5(stack_home: StackHome) -> None:
+    from filelock import FileLock
+
+    lock = FileLock(str(stack_home.path / ".lock"))
+    lock.acquire()
+    try:
+        info = {"pid": 4242, "command": "update", "since": "2026-01-01T00:00:00+00:00"}
+        (stack_home.path / ".lock.json").write_text(json.dumps(info))
+        started = time.monotonic()
+        blocked = stack_home.cli("--lock-timeout", "1", "start", "--platform", "cpu")
+        read_only = stack_home.cli("status")
+    finally:
+        lock.release()
+
+    assert blocked.code == 5
+    assert "pid 4242 (`update`" in blocked.stderr
+    assert read_only.code == 3
+    assert time.monotonic() - started < 30
+    assert stack_home.containers() == []
+
+
+def test_corrupt_journal_is_set_aside_and_reported(stack_home: StackHome) -> None:
+    (stack_home.path / "journal.json").write_text("{ not json")
+
+    status = stack_home.cli("status", "--json")
+
+    assert status.code == 3, status.stderr
+    assert "corrupt operation journal" in status.json()["warnings"][0]
+    assert not (stack_home.path / "journal.json").exists()
+    assert [p.name for p in stack_home.path.glob("journal.json.corrupt-*")]
+    assert stack_home.cli("start", "--platform", "cpu", "--timeout", "60").code == 0
