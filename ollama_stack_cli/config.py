@@ -144,6 +144,13 @@ def set_platform(home: Path, platform: Platform) -> StackState:
     return state
 
 
+def set_enabled_extensions(home: Path, names: list[str]) -> StackState:
+    state = read_state(home)
+    state.enabled_extensions = sorted(set(names))
+    write_state(home, state)
+    return state
+
+
 def read_bytes(path: Path) -> bytes | None:
     """Raw contents of a home file, for the journal's undo record (None: absent)."""
     try:
@@ -325,9 +332,18 @@ def write_proxy_config(home: Path, servers: dict[str, dict[str, object]]) -> Pat
         servers = {"ollama-stack": {"command": "python", "args": [f"/app/config/{BUILTIN_SERVER_FILE}"]}}
     document = json.dumps({"mcpServers": servers}, indent=2, sort_keys=True) + "\n"
     path = directory / PROXY_CONFIG_FILE
-    # Readable by the proxy container's user; it holds no secret (the key is an argument).
-    atomic_write(path, document, mode=0o644)
-    directory.chmod(0o755)
+    # It may carry extension tokens: owner-only. The proxy container runs as root and still reads it.
+    atomic_write(path, document, mode=0o600)
+    return path
+
+
+def write_run_file(home: Path, name: str, document: dict[str, object]) -> Path:
+    """A generated file the CLI hands to compose (JSON is valid YAML)."""
+    directory = home / "run"
+    ensure_home(home)
+    directory.mkdir(mode=0o700, exist_ok=True)
+    path = directory / name
+    atomic_write(path, json.dumps(document, indent=2, sort_keys=True) + "\n", mode=0o600)
     return path
 
 

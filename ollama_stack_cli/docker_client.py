@@ -207,17 +207,20 @@ class Compose:
         files: Sequence[Path],
         env: dict[str, str],
         project_dir: Path,
+        env_file: Path | None = None,
     ) -> None:
         self.command = command
         self.project = project
         self.files = list(files)
         self.env = env
         self.project_dir = project_dir
+        self.env_file = env_file
 
     def base_args(self) -> list[str]:
         args = [*self.command, "--project-name", self.project, "--project-directory", str(self.project_dir)]
-        env_file = self.project_dir / ".env"
-        args += ["--env-file", str(env_file) if env_file.is_file() else os.devnull]
+        # Always name the env file: compose would otherwise read a stray .env from the project directory.
+        env_file = self.env_file
+        args += ["--env-file", str(env_file) if env_file is not None and env_file.is_file() else os.devnull]
         for file in self.files:
             args += ["--file", str(file)]
         return args
@@ -262,6 +265,12 @@ class Compose:
             args.append(service)
         result = self.run(*args, timeout=30)
         return result.stdout
+
+    def services(self) -> list[str]:
+        result = self.run("config", "--services")
+        if result.returncode != 0:
+            raise translate_compose_error("config", result.stderr)
+        return [line.strip() for line in result.stdout.splitlines() if line.strip()]
 
     def config(self) -> dict[str, Any]:
         result = self.run("config", "--format", "json")

@@ -187,6 +187,104 @@ def status(json_: JsonOption = False) -> None:
         raise typer.Exit(ExitCode.NOT_RUNNING)
 
 
+extensions_app = typer.Typer(
+    help="MCP tool servers the proxy serves to Open WebUI: list, enable, start and stop them.",
+    no_args_is_help=True,
+)
+app.add_typer(extensions_app, name="extensions")
+
+
+def _complete_extension(incomplete: str) -> list[str]:
+    try:
+        from .extensions import discover
+
+        return [name for name in discover(STATE.home) if name.startswith(incomplete)]
+    except Exception:  # completion must never crash the shell
+        return []
+
+
+ExtensionName = Annotated[
+    str, typer.Argument(help="Extension name (see `extensions list`).", autocompletion=_complete_extension)
+]
+
+
+@extensions_app.command("list")
+def extensions_list(json_: JsonOption = False) -> None:
+    """List bundled and user extensions with their state. Works without Docker (state unknown)."""
+    from .commands import extensions as cmd
+
+    STATE.output.json_mode = json_
+    cmd.render_list(cmd.list_(STATE.home, STATE.output), STATE.output)
+
+
+@extensions_app.command("info")
+def extensions_info(name: ExtensionName, json_: JsonOption = False) -> None:
+    """Show one extension: its MCP server, platforms, required .env keys and state."""
+    from .commands import extensions as cmd
+
+    STATE.output.json_mode = json_
+    cmd.render_info(cmd.info(STATE.home, name, STATE.output), STATE.output)
+
+
+@extensions_app.command("enable")
+def extensions_enable(name: ExtensionName, json_: JsonOption = False) -> None:
+    """Enable an extension: the proxy serves its tools at /NAME from now on.
+
+    Example: ollama-stack extensions enable time
+    """
+    from .commands import extensions as cmd
+
+    STATE.output.json_mode = json_
+    with changing(f"extensions enable {name}") as home:
+        result = cmd.enable(home, name, STATE.output)
+    cmd.render_status(result, STATE.output)
+
+
+@extensions_app.command("disable")
+def extensions_disable(name: ExtensionName, json_: JsonOption = False) -> None:
+    """Disable an extension, stopping its containers first (volumes kept)."""
+    from .commands import extensions as cmd
+
+    STATE.output.json_mode = json_
+    with changing(f"extensions disable {name}") as home:
+        result = cmd.disable(home, name, STATE.output)
+    cmd.render_status(result, STATE.output)
+
+
+@extensions_app.command("start")
+def extensions_start(name: ExtensionName, json_: JsonOption = False) -> None:
+    """Start an enabled extension's containers on the stack network."""
+    from .commands import extensions as cmd
+
+    STATE.output.json_mode = json_
+    with changing(f"extensions start {name}") as home:
+        result = cmd.start(home, name, STATE.output)
+    cmd.render_status(result, STATE.output)
+
+
+@extensions_app.command("stop")
+def extensions_stop(name: ExtensionName, json_: JsonOption = False) -> None:
+    """Stop an extension's containers; its volumes are kept."""
+    from .commands import extensions as cmd
+
+    STATE.output.json_mode = json_
+    with changing(f"extensions stop {name}") as home:
+        result = cmd.stop(home, name, STATE.output)
+    cmd.render_status(result, STATE.output)
+
+
+@extensions_app.command("restart")
+def extensions_restart(name: ExtensionName, json_: JsonOption = False) -> None:
+    """Stop, then start an extension's containers."""
+    from .commands import extensions as cmd
+
+    STATE.output.json_mode = json_
+    with changing(f"extensions restart {name}") as home:
+        cmd.stop(home, name, STATE.output)
+        result = cmd.start(home, name, STATE.output)
+    cmd.render_status(result, STATE.output)
+
+
 def cli() -> None:
     """Console-script entry point: the one place errors become output and exit codes."""
     output = STATE.output

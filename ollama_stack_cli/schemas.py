@@ -174,11 +174,90 @@ class ServiceStatus(BaseModel):
     ports: list[PortBinding] = Field(default_factory=list)
 
 
+EXTENSION_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class McpSpec(BaseModel):
+    """How the proxy reaches an extension's MCP server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transport: Literal["streamable-http", "sse", "stdio"]
+    url: str | None = None
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    def model_post_init(self, __context: object) -> None:
+        if self.transport == "stdio":
+            if not self.command:
+                raise ValueError("a stdio server needs 'command'")
+        elif not self.url:
+            raise ValueError(f"a {self.transport} server needs 'url'")
+
+
+class ExtensionManifest(BaseModel):
+    """`extensions/<name>/mcp-config.json`: the public contract for extension authors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    version: str = "0.0.0"
+    platforms: list[Platform] = Field(default_factory=lambda: list(PLATFORMS))
+    mcp: McpSpec
+    env: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not EXTENSION_NAME_PATTERN.match(value):
+            raise ValueError("must match [a-z0-9][a-z0-9_-]{0,63}")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: list[str]) -> list[str]:
+        for key in value:
+            if not ENV_KEY_PATTERN.match(key):
+                raise ValueError(f"{key!r} is not a valid .env key")
+        return value
+
+
+class Extension(BaseModel):
+    """A discovered extension: valid (with its manifest) or invalid (with the reason)."""
+
+    name: str
+    source: Literal["bundled", "user"]
+    path: str
+    manifest: ExtensionManifest | None = None
+    error: str | None = None
+    has_compose: bool = False
+
+    @property
+    def valid(self) -> bool:
+        return self.manifest is not None
+
+
 class ExtensionStatus(BaseModel):
     name: str
     enabled: bool
     state: str
     description: str = ""
+    version: str | None = None
+    source: str | None = None
+    error: str | None = None
+
+
+class ExtensionList(BaseModel):
+    extensions: list[ExtensionStatus]
 
 
 class StackStatus(BaseModel):

@@ -6,18 +6,22 @@ prints nor parses options.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config, net
+from . import config, extensions, net
 from .docker_client import Compose, CorruptJournal, Engine, Journal, find_compose
 from .errors import StackError
 from .schemas import (
     CORE_SERVICES,
+    EXTENSION_NAME_PATTERN,
     SECRET_KEYS,
     ContainerInfo,
+    Extension,
+    ExtensionStatus,
     JournalEntry,
     Platform,
     PreState,
@@ -63,7 +67,17 @@ def compose_env(ctx: Context) -> dict[str, str]:
         # `down` and `logs` must parse the file before the secrets exist; `start`
         # generates them before `up`, so this placeholder never reaches a container.
         values[key] = values.get(key) or "not-generated"
+    enabled = [name for name in ctx.state.enabled_extensions if EXTENSION_NAME_PATTERN.match(name)]
+    values["TOOL_SERVER_CONNECTIONS"] = json.dumps(
+        extensions.tool_server_connections(enabled, values["MCP_PROXY_API_KEY"])
+    )
+    values["STACK_NETWORK"] = core_network(ctx)
     return values
+
+
+def core_network(ctx: Context) -> str:
+    """The core compose project's default network, which extensions join as external."""
+    return f"{ctx.project}_default"
 
 
 def compose_for(ctx: Context, platform: Platform, command: list[str] | None = None) -> Compose:
@@ -73,6 +87,7 @@ def compose_for(ctx: Context, platform: Platform, command: list[str] | None = No
         files=config.compose_files(ctx.home, platform),
         env=compose_env(ctx),
         project_dir=ctx.home,
+        env_file=config.env_path(ctx.home),
     )
 
 
@@ -105,6 +120,7 @@ def build_status(ctx: Context, engine: Engine, probe: bool = True) -> StackStatu
         running=running,
         healthy=healthy,
         services=services,
+        extensions=extension_statuses(ctx, containers),
         warnings=_warnings(ctx, containers, services),
     )
 
@@ -333,10 +349,145 @@ def recover(home: Path, engine: Engine) -> str | None:
     if pending[0].name == "compose_down":
         # A stop is finished rather than undone: it is idempotent and "stopped" is what was asked.
         ctx = load(home)
-        compose_for(ctx, entry.platform or ctx.state.platform or "cpu").down()
+        command = find_compose()
+        stop_all_extensions(ctx, engine, command)
+        compose_for(ctx, entry.platform or ctx.state.platform or "cpu", command).down()
         journal.close()
         return f"{found}: finished stopping it."
     undone = rollback(home, engine, entry)
     journal.close()
     what = "; ".join(undone) if undone else "nothing had changed yet"
     return f"{found}: rolled it back ({what}; volumes kept)."
+
+
+# --- extensions -------------------------------------------------------------
+
+LABELS_DIR = "run"
+
+
+def ext_project(ctx: Context, name: str) -> str:
+    return f"{ctx.project}-ext-{name}"
+
+
+def extension_compose(ctx: Context, extension: Extension, platform: Platform, command: list[str]) -> Compose:
+    """The extension's own compose project, on the stack network, with our label forced on.
+
+    The label is added by a generated override (one entry per service the
+    extension defines), so a user's compose file cannot forget it.
+    """
+    folder = Path(extension.path)
+    files = [folder / extensions.COMPOSE]
+    overlay = folder / f"docker-compose.{platform}.yml"
+    if overlay.is_file():
+        files.append(overlay)
+    compose = Compose(
+        command=command,
+        project=ext_project(ctx, extension.name),
+        files=files,
+        env=compose_env(ctx),
+        project_dir=folder,
+        env_file=config.env_path(ctx.home),
+    )
+    labels = {"ollama-stack.installation": ctx.project, "ollama-stack.extension": extension.name}
+    merged = compose.config()
+    override: dict[str, object] = {"services": {name: {"labels": labels} for name in merged.get("services", {})}}
+    volumes = {name: {"labels": labels} for name, v in (merged.get("volumes") or {}).items() if not v.get("external")}
+    if volumes:
+        override["volumes"] = volumes
+    compose.files.append(config.write_run_file(ctx.home, f"ext-{extension.name}.labels.json", override))
+    return compose
+
+
+def sync_proxy_config(ctx: Context) -> Path:
+    """Regenerate mcpo's config from the enabled extensions; mcpo hot-reloads it."""
+    found = extensions.discover(ctx.home)
+    servers = extensions.proxy_servers(ctx.state.enabled_extensions, found, config.read_env_values(ctx.home))
+    return config.write_proxy_config(ctx.home, servers)
+
+
+def extension_containers(ctx: Context, engine: Engine, name: str | None = None) -> list[ContainerInfo]:
+    prefix = f"{ctx.project}-ext-"
+    return [
+        c
+        for c in engine.containers()
+        if c.installation == ctx.project
+        and (c.project or "").startswith(prefix)
+        and (name is None or c.project == prefix + name)
+    ]
+
+
+def start_extension(ctx: Context, engine: Engine, extension: Extension, platform: Platform, command: list[str]) -> bool:
+    """Run the extension's containers; False when it has none (it runs inside the proxy)."""
+    if not extension.has_compose:
+        return False
+    if core_network(ctx) not in engine.networks(ctx.project):
+        raise StackError(
+            f"The stack is not running, so extension {extension.name!r} has no network to join.",
+            "Start the stack first: ollama-stack start.",
+            slug="not_running",
+        )
+    extension_compose(ctx, extension, platform, command).up()
+    return True
+
+
+def stop_extension(ctx: Context, engine: Engine, name: str, command: list[str]) -> int:
+    """Remove the extension's containers (volumes kept). Returns how many there were."""
+    containers = extension_containers(ctx, engine, name)
+    if not containers:
+        return 0
+    found = extensions.discover(ctx.home).get(name)
+    if found is not None and found.has_compose:
+        platform = ctx.state.platform or "cpu"
+        result = extension_compose(ctx, found, platform, command).run("down", "--remove-orphans", "--timeout", "10")
+        if result.returncode == 0:
+            return len(containers)
+    # Its files are gone or broken: remove what carries its project label directly.
+    engine.remove_containers([c.id for c in containers])
+    return len(containers)
+
+
+def stop_all_extensions(ctx: Context, engine: Engine, command: list[str]) -> None:
+    names = sorted({(c.project or "").removeprefix(f"{ctx.project}-ext-") for c in extension_containers(ctx, engine)})
+    for name in names:
+        stop_extension(ctx, engine, name, command)
+
+
+def extension_statuses(ctx: Context, containers: list[ContainerInfo]) -> list[ExtensionStatus]:
+    """Each known or enabled extension with its state, from the one container list."""
+    found = extensions.discover(ctx.home)
+    prefix = f"{ctx.project}-ext-"
+    by_project: dict[str, list[ContainerInfo]] = {}
+    for c in containers:
+        if c.installation == ctx.project and (c.project or "").startswith(prefix):
+            by_project.setdefault(c.project or "", []).append(c)
+    proxy_running = any(
+        c.project == ctx.project and c.service == "mcp_proxy" and c.state == "running" for c in containers
+    )
+    result = []
+    for name in sorted(set(found) | set(ctx.state.enabled_extensions)):
+        enabled = name in ctx.state.enabled_extensions
+        extension = found.get(name)
+        own = by_project.get(prefix + name, [])
+        if extension is None:
+            state = "missing"
+        elif extension.manifest is None:
+            state = "invalid"
+        elif own:
+            state = "running" if any(c.state == "running" for c in own) else own[0].state
+        elif not extension.has_compose:
+            state = "in-proxy" if enabled and proxy_running else "absent"
+        else:
+            state = "absent"
+        manifest = extension.manifest if extension else None
+        result.append(
+            ExtensionStatus(
+                name=name,
+                enabled=enabled,
+                state=state,
+                description=manifest.description if manifest else "",
+                version=manifest.version if manifest else None,
+                source=extension.source if extension else None,
+                error=extension.error if extension else "enabled, but its folder is gone",
+            )
+        )
+    return result

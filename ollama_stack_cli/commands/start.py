@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import config, stack
+from .. import config, extensions, stack
 from ..docker_client import Engine, find_compose
 from ..errors import ExitCode, StackError
 from ..output import Output
 from ..platforms import decide, gather_evidence
-from ..schemas import PlatformDecision, StackStatus
+from ..schemas import Platform, PlatformDecision, StackStatus
 
 
 def run(home: Path, output: Output, *, platform: str | None, wait: bool, timeout: float) -> StackStatus:
@@ -25,7 +25,10 @@ def run(home: Path, output: Output, *, platform: str | None, wait: bool, timeout
         output.warn(warning)
 
     current = stack.build_status(ctx, engine)
-    if current.healthy and ctx.state.platform == decision.platform:
+    extensions_down = [
+        e.name for e in current.extensions if e.enabled and e.state not in ("running", "in-proxy", "invalid", "missing")
+    ]
+    if current.healthy and ctx.state.platform == decision.platform and not extensions_down:
         output.progress(f"{ctx.project} is already running and healthy; nothing to do.")
         return current
 
@@ -39,20 +42,22 @@ def run(home: Path, output: Output, *, platform: str | None, wait: bool, timeout
             slug="port_in_use",
         )
 
-    journal = stack.begin(ctx, engine, "start", ["files", "compose_up"], decision.platform)
+    journal = stack.begin(ctx, engine, "start", ["files", "compose_up", "extensions_up"], decision.platform)
     try:
         with journal.step("files"):
             created_env = not config.env_path(home).exists()
             ctx.env = config.ensure_env(home)
             if created_env:
                 output.progress(f"Created {config.env_path(home)} with generated secrets.")
-            config.write_proxy_config(home, {})
             ctx.state = config.set_platform(home, decision.platform)
+            stack.sync_proxy_config(ctx)
         output.progress(f"Starting {ctx.project} ({decision.platform})...")
         with journal.step("compose_up"):
             compose = stack.compose_for(ctx, decision.platform, compose_command)
             with _busy(output, "Creating containers (the first start pulls images; that can take minutes)..."):
                 compose.up()
+        with journal.step("extensions_up"):
+            _start_extensions(ctx, engine, decision.platform, compose_command, output)
     except (StackError, KeyboardInterrupt) as exc:
         undone = stack.rollback(home, engine, journal.entry)
         journal.close()
@@ -74,6 +79,26 @@ def run(home: Path, output: Output, *, platform: str | None, wait: bool, timeout
     if wait:
         _wait(ctx, engine, decision, output, timeout)
     return stack.build_status(ctx, engine)
+
+
+def _start_extensions(
+    ctx: stack.Context, engine: Engine, platform: Platform, command: list[str], output: Output
+) -> None:
+    """Bring up enabled extensions that have containers; a broken one is skipped with a warning."""
+    found = extensions.discover(ctx.home)
+    env_values = config.read_env_values(ctx.home)
+    for name in ctx.state.enabled_extensions:
+        extension = found.get(name)
+        if extension is None or extension.manifest is None:
+            output.warn(f"Extension {name!r} is enabled but {'missing' if extension is None else 'invalid'}; skipped.")
+            continue
+        missing = extensions.missing_env(extension.manifest, env_values)
+        if missing:
+            output.warn(f"Extension {name!r} needs {', '.join(missing)} in the .env; skipped.")
+            continue
+        if extension.has_compose:
+            output.progress(f"Starting extension {name}...")
+            stack.start_extension(ctx, engine, extension, platform, command)
 
 
 def _platform(engine: Engine, forced: object) -> PlatformDecision:

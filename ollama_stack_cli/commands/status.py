@@ -62,5 +62,13 @@ def render_table(result: StackStatus, output: Output) -> None:
             service.uptime or "-",
         )
     output.out.print(table)
+    if result.extensions:
+        ext_table = Table(box=None, pad_edge=False)
+        for column in ("EXTENSION", "ENABLED", "STATE", "DESCRIPTION"):
+            ext_table.add_column(column, no_wrap=column != "DESCRIPTION")
+        for ext in result.extensions:
+            ext_table.add_row(ext.name, "yes" if ext.enabled else "no", ext.state, ext.error or ext.description or "-")
+        output.out.print()
+        output.out.print(ext_table)
     for warning in result.warnings:
         output.warn(warning)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import stack
-from ..docker_client import Engine
+from ..docker_client import Engine, find_compose
 from ..errors import StackError
 from ..output import Output
 from ..schemas import StackStatus
@@ -24,7 +24,9 @@ def run(home: Path, output: Output) -> StackStatus:
     journal = stack.begin(ctx, engine, "stop", ["compose_down"], platform)
     try:
         with journal.step("compose_down"):
-            stack.compose_for(ctx, platform).down()
+            command = find_compose()
+            stack.stop_all_extensions(ctx, engine, command)  # first, so the network can go
+            stack.compose_for(ctx, platform, command).down()
     except StackError:
         # Nothing to undo (removed containers cannot be brought back); stop again finishes it.
         journal.close()

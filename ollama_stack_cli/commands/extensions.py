@@ -1,0 +1,218 @@
+"""`extensions list/info/enable/disable/start/stop/restart`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import config, extensions, stack
+from ..docker_client import Engine, find_compose
+from ..errors import ExitCode, StackError
+from ..output import Output
+from ..schemas import ExtensionList, ExtensionStatus
+
+
+def _statuses(home: Path, output: Output) -> list[ExtensionStatus]:
+    """Extension states from the engine; without one, still list them (state unknown)."""
+    ctx = stack.load(home)
+    try:
+        containers = Engine().containers()
+    except StackError as exc:
+        if exc.code != ExitCode.DOCKER_UNAVAILABLE:
+            raise
+        output.warn(f"{exc.message} States are shown as unknown.")
+        statuses = stack.extension_statuses(ctx, [])
+        for status in statuses:
+            if status.state not in ("invalid", "missing"):
+                status.state = "unknown"
+        return statuses
+    return stack.extension_statuses(ctx, containers)
+
+
+def _status_of(home: Path, name: str, output: Output) -> ExtensionStatus:
+    return next(s for s in _statuses(home, output) if s.name == name)
+
+
+# --- read-only --------------------------------------------------------------
+
+
+def list_(home: Path, output: Output) -> ExtensionList:
+    return ExtensionList(extensions=_statuses(home, output))
+
+
+def render_list(result: ExtensionList, output: Output) -> None:
+    if output.json_mode:
+        output.emit(result)
+        return
+    if not result.extensions:
+        output.result("No extensions found. Write your own in <home>/extensions/<name>/ (see the README).")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("NAME", "ENABLED", "STATE", "VERSION", "SOURCE", "DESCRIPTION"):
+        table.add_column(column, no_wrap=column != "DESCRIPTION")
+    for ext in result.extensions:
+        description = ext.description if not ext.error else f"[red]{ext.error}[/red]"
+        table.add_row(
+            ext.name, "yes" if ext.enabled else "no", ext.state, ext.version or "-", ext.source or "-", description
+        )
+    if not output.quiet:
+        output.out.print(table)
+
+
+def info(home: Path, name: str, output: Output) -> dict[str, Any]:
+    extension = extensions.get(home, name)
+    status = _status_of(home, name, output)
+    document: dict[str, Any] = {"name": extension.name}
+    if extension.manifest is not None:
+        document.update(extension.manifest.model_dump(mode="json"))
+    document.update(
+        enabled=status.enabled,
+        state=status.state,
+        source=extension.source,
+        path=extension.path,
+        has_compose=extension.has_compose,
+        valid=extension.valid,
+        error=extension.error,
+    )
+    return document
+
+
+def render_info(document: dict[str, Any], output: Output) -> None:
+    if output.json_mode:
+        output.emit(document)
+        return
+    if output.quiet:
+        return
+    out = output.out
+    out.print(f"[bold]{document['name']}[/bold] {document.get('version', '')}  [dim]({document['source']})[/dim]")
+    if document.get("description"):
+        out.print(document["description"])
+    if document["error"]:
+        out.print(f"[red]invalid:[/red] {document['error']}")
+    rows = [
+        ("enabled", "yes" if document["enabled"] else "no"),
+        ("state", document["state"]),
+        ("path", document["path"]),
+        ("containers", "yes (its own compose project)" if document["has_compose"] else "no (runs inside the proxy)"),
+    ]
+    if "mcp" in document:
+        mcp = document["mcp"]
+        target = mcp.get("url") or " ".join([mcp.get("command") or "", *mcp.get("args", [])])
+        rows += [("transport", mcp["transport"]), ("server", target), ("platforms", ", ".join(document["platforms"]))]
+        if document.get("env"):
+            rows.append(("needs .env keys", ", ".join(document["env"])))
+    for key, value in rows:
+        out.print(f"  {key + ':':<17}{value}", markup=False)
+
+
+# --- changing (the caller holds the lock) -------------------------------------
+
+
+def enable(home: Path, name: str, output: Output) -> ExtensionStatus:
+    ctx = stack.load(home)
+    extension = extensions.get(home, name)
+    manifest = extensions.require_valid(extension, ctx.state.platform)
+    missing = extensions.missing_env(manifest, config.read_env_values(home))
+    if missing:
+        raise StackError(
+            f"Extension {name!r} needs {', '.join(missing)} in {config.env_path(home)}.",
+            f"Add {missing[0]}=<value> to that file, then enable it again.",
+            slug="missing_env",
+        )
+    if name in ctx.state.enabled_extensions:
+        output.progress(f"{name} is already enabled.")
+    journal = stack.begin(ctx, Engine(), f"extensions enable {name}", ["files"], ctx.state.platform)
+    try:
+        with journal.step("files"):
+            ctx.state = config.set_enabled_extensions(home, [*ctx.state.enabled_extensions, name])
+            stack.sync_proxy_config(ctx)
+    except BaseException:
+        stack.rollback(home, Engine(), journal.entry)
+        journal.close()
+        raise
+    journal.close()
+    output.progress(f"Enabled {name}: the proxy serves its tools at /{name} (it reloads its config by itself).")
+    if extension.has_compose:
+        output.progress(f"Start its containers with: ollama-stack extensions start {name}")
+    return _status_of(home, name, output)
+
+
+def disable(home: Path, name: str, output: Output) -> ExtensionStatus:
+    extensions.validate_name(name)
+    ctx = stack.load(home)
+    if name not in ctx.state.enabled_extensions:
+        extensions.get(home, name)  # unknown names get the did-you-mean
+        output.progress(f"{name} is not enabled; nothing to do.")
+        return _status_of(home, name, output)
+    engine = Engine()
+    journal = stack.begin(ctx, engine, f"extensions disable {name}", ["stop", "files"], ctx.state.platform)
+    try:
+        with journal.step("stop"):
+            if stack.extension_containers(ctx, engine, name):
+                stopped = stack.stop_extension(ctx, engine, name, find_compose())
+                output.progress(f"Stopped {name} ({stopped} container(s); volumes kept).")
+        with journal.step("files"):
+            ctx.state = config.set_enabled_extensions(home, [n for n in ctx.state.enabled_extensions if n != name])
+            stack.sync_proxy_config(ctx)
+    finally:
+        journal.close()
+    output.progress(f"Disabled {name}: removed from the proxy.")
+    return _status_of(home, name, output)
+
+
+def start(home: Path, name: str, output: Output) -> ExtensionStatus:
+    ctx = stack.load(home)
+    extension = extensions.get(home, name)
+    if name not in ctx.state.enabled_extensions:
+        raise StackError(
+            f"Extension {name!r} is not enabled.",
+            f"Enable it first: ollama-stack extensions enable {name}",
+            slug="not_enabled",
+        )
+    platform = ctx.state.platform or "cpu"
+    manifest = extensions.require_valid(extension, platform)
+    missing = extensions.missing_env(manifest, config.read_env_values(home))
+    if missing:
+        raise StackError(
+            f"Extension {name!r} needs {', '.join(missing)} in {config.env_path(home)}.",
+            f"Add {missing[0]}=<value> to that file.",
+            slug="missing_env",
+        )
+    if not extension.has_compose:
+        output.progress(f"{name} has no containers: it runs inside the MCP proxy while enabled.")
+        return _status_of(home, name, output)
+    engine = Engine()
+    command = find_compose()
+    journal = stack.begin(ctx, engine, f"extensions start {name}", ["compose_up"], platform)
+    try:
+        with journal.step("compose_up"):
+            output.progress(f"Starting extension {name}...")
+            stack.start_extension(ctx, engine, extension, platform, command)
+    except (StackError, KeyboardInterrupt):
+        undone = stack.rollback(home, engine, journal.entry)
+        journal.close()
+        if undone:
+            output.progress(f"Rolled back: {'; '.join(undone)}.")
+        raise
+    journal.close()
+    return _status_of(home, name, output)
+
+
+def stop(home: Path, name: str, output: Output) -> ExtensionStatus:
+    extensions.validate_name(name)
+    ctx = stack.load(home)
+    engine = Engine()
+    if name not in extensions.discover(home) and not stack.extension_containers(ctx, engine, name):
+        extensions.get(home, name)  # raises with a did-you-mean
+    count = stack.stop_extension(ctx, engine, name, find_compose())
+    output.progress(f"Stopped {name} ({count} container(s); volumes kept)." if count else f"{name} is not running.")
+    return _status_of(home, name, output)
+
+
+def render_status(result: ExtensionStatus, output: Output) -> None:
+    if output.json_mode:
+        output.emit(result)
+        return
+    output.result(f"{result.name}: {'enabled' if result.enabled else 'disabled'}, {result.state}")
