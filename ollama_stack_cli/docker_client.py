@@ -52,6 +52,33 @@ class Engine:
             self._client = _connect()
         return self._client
 
+    def info(self) -> dict[str, Any]:
+        data: dict[str, Any] = self._call(self.client.api.info)
+        return data
+
+    def image_id(self, reference: str) -> str | None:
+        """The local image id for a reference, or None when it is not here."""
+        import docker.errors
+        import requests.exceptions
+
+        try:
+            data = self.client.api.inspect_image(reference)
+        except docker.errors.NotFound:
+            return None
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise _translate(exc) from exc
+        return str(data["Id"])
+
+    def remove_volumes(self, names: Sequence[str]) -> list[str]:
+        """Remove named volumes; returns the ones that could not be removed."""
+        failed = []
+        for name in names:
+            try:
+                self._call(self.client.api.remove_volume, name)
+            except StackError:
+                failed.append(name)
+        return failed
+
     def runtimes(self) -> list[str]:
         """Container runtimes the engine offers (`nvidia` means GPUs can be handed over)."""
         info = self._call(self.client.api.info)
@@ -106,9 +133,16 @@ class Engine:
         try:
             return func(*args, **kwargs)
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
-            if isinstance(exc, docker.errors.APIError) and exc.response is not None:
-                raise StackError(f"The Docker engine refused the request: {exc.explanation}.") from exc
-            raise docker_unavailable(f"Lost the connection to the Docker engine: {_short(exc)}.", ENGINE_HINT) from exc
+            raise _translate(exc) from exc
+
+
+def _translate(exc: Exception) -> StackError:
+    """An SDK failure as the user should read it: refused by the engine, or engine gone."""
+    import docker.errors
+
+    if isinstance(exc, docker.errors.APIError) and exc.response is not None:
+        return StackError(f"The Docker engine refused the request: {exc.explanation}.")
+    return docker_unavailable(f"Lost the connection to the Docker engine: {_short(exc)}.", ENGINE_HINT)
 
 
 def _connect() -> docker.DockerClient:
@@ -154,6 +188,7 @@ def _container_info(item: dict[str, Any]) -> ContainerInfo:
         id=item["Id"][:12],
         name=names[0].lstrip("/"),
         image=item.get("Image", ""),
+        image_id=item.get("ImageID", ""),
         state=item.get("State", "unknown"),
         status=item.get("Status", ""),
         labels=item.get("Labels") or {},
@@ -247,6 +282,15 @@ class Compose:
             raise StackError(f"`docker compose {args[0]}` did not finish in {timeout:.0f} s.") from exc
         log.debug("compose exited %s; stderr tail: %s", result.returncode, result.stderr[-2000:])
         return result
+
+    def stream(self, *args: str) -> int:
+        """Run with the terminal's stdout/stderr (for `logs -f` and pull progress)."""
+        full = [*self.base_args(), *args]
+        log.debug("streaming %s", " ".join(args))
+        try:
+            return subprocess.run(full, env=self.process_env(), check=False).returncode
+        except FileNotFoundError as exc:
+            raise docker_unavailable(f"Cannot run {full[0]}.", COMPOSE_HINT) from exc
 
     def up(self, services: Sequence[str] = ()) -> None:
         result = self.run("up", "--detach", "--remove-orphans", *services)

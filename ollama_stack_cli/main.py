@@ -121,9 +121,15 @@ def changing(command: str) -> Iterator[Path]:
         yield home
 
 
+UpdateOption = Annotated[
+    bool, typer.Option("--update", help="Pull newer images first; changed services are recreated.")
+]
+
+
 @app.command()
 def start(
     platform: PlatformOption = None,
+    update: UpdateOption = False,
     no_wait: NoWaitOption = False,
     timeout: TimeoutOption = 600.0,
     json_: JsonOption = False,
@@ -139,7 +145,7 @@ def start(
 
     STATE.output.json_mode = json_
     with changing("start") as home:
-        result = cmd.run(home, STATE.output, platform=platform, wait=not no_wait, timeout=timeout)
+        result = cmd.run(home, STATE.output, platform=platform, wait=not no_wait, timeout=timeout, update=update)
     cmd.render(result, STATE.output)
 
 
@@ -160,6 +166,7 @@ def stop(json_: JsonOption = False) -> None:
 @app.command()
 def restart(
     platform: PlatformOption = None,
+    update: UpdateOption = False,
     no_wait: NoWaitOption = False,
     timeout: TimeoutOption = 600.0,
     json_: JsonOption = False,
@@ -171,7 +178,7 @@ def restart(
     STATE.output.json_mode = json_
     with changing("restart") as home:
         stop_cmd.run(home, STATE.output)
-        result = start_cmd.run(home, STATE.output, platform=platform, wait=not no_wait, timeout=timeout)
+        result = start_cmd.run(home, STATE.output, platform=platform, wait=not no_wait, timeout=timeout, update=update)
     start_cmd.render(result, STATE.output)
 
 
@@ -185,6 +192,85 @@ def status(json_: JsonOption = False) -> None:
     cmd.render(result, STATE.output)
     if not result.running:
         raise typer.Exit(ExitCode.NOT_RUNNING)
+
+
+YesOption = Annotated[
+    bool, typer.Option("--yes", "-y", help="Answer yes to confirmations (needed without a terminal).")
+]
+
+
+@app.command()
+def update(
+    yes: YesOption = False,
+    timeout: TimeoutOption = 600.0,
+    json_: JsonOption = False,
+) -> None:
+    """Pull newer images for the core and enabled extensions, then recreate only what changed.
+
+    The stack keeps running while images download; a failed pull changes nothing.
+    """
+    from .commands import update as cmd
+
+    STATE.output.json_mode = json_
+    with changing("update") as home:
+        report = cmd.run(home, STATE.output, yes, timeout)
+    cmd.render(report, STATE.output)
+
+
+@app.command()
+def uninstall(
+    remove_volumes: Annotated[
+        bool, typer.Option("--remove-volumes", help="Also delete the volumes (models, chats), after a warning.")
+    ] = False,
+    yes: YesOption = False,
+    json_: JsonOption = False,
+) -> None:
+    """Remove this installation's containers and networks; other installations are never touched."""
+    from .commands import uninstall as cmd
+
+    STATE.output.json_mode = json_
+    with changing("uninstall") as home:
+        report = cmd.run(home, STATE.output, remove_volumes, yes)
+    cmd.render(report, STATE.output, home)
+
+
+@app.command()
+def check(platform: PlatformOption = None, json_: JsonOption = False) -> None:
+    """Check the machine: engine, compose, platform, ports, disk, home and state files.
+
+    Exit 1 only when a check fails; warnings do not fail. Changes nothing.
+    """
+    from .commands import check as cmd
+
+    STATE.output.json_mode = json_
+    report = cmd.run(STATE.home, platform)
+    cmd.render(report, STATE.output)
+    if not report.ok:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@app.command()
+def logs(
+    target: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(help="ollama, webui, mcp_proxy or an extension; all core services when omitted."),
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming new lines.")] = False,
+    tail: Annotated[str, typer.Option("--tail", "-n", help="Lines from the end of each log, or 'all'.")] = "100",
+    since: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--since", help="Only lines since a time: 2026-01-02T13:00:00 or relative like 10m."),
+    ] = None,
+) -> None:
+    """Show logs of the core, one service, or one extension.
+
+    Example: ollama-stack logs webui -f --tail 50
+    """
+    from .commands import logs as cmd
+
+    code = cmd.run(STATE.home, target, follow, cmd.validate_tail(tail), since)
+    if code:
+        raise typer.Exit(ExitCode.INTERRUPTED if code == 130 else ExitCode.FAILED)
 
 
 extensions_app = typer.Typer(
@@ -285,11 +371,42 @@ def extensions_restart(name: ExtensionName, json_: JsonOption = False) -> None:
     cmd.render_status(result, STATE.output)
 
 
+GLOBAL_FLAGS = {"--verbose", "-v", "--quiet", "-q"}
+GLOBAL_VALUED = {"--home", "--lock-timeout"}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Let global options follow the command (`status --home X -q`), as users write them.
+
+    Only the app's own global options move, and only before a `--`.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if arg in GLOBAL_FLAGS:
+            front.append(arg)
+        elif name in GLOBAL_VALUED and "=" in arg:
+            front.append(arg)
+        elif arg in GLOBAL_VALUED and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def cli() -> None:
     """Console-script entry point: the one place errors become output and exit codes."""
     output = STATE.output
     try:
-        result = app(standalone_mode=False)
+        result = app(args=hoist_global_options(sys.argv[1:]), prog_name="ollama-stack", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except StackError as exc:
         output.error(exc)

@@ -91,3 +91,21 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def confirm(output: Output, question: str, yes: bool, action: str) -> bool:
+    """Ask on a terminal; `--yes` answers; without a terminal, refuse rather than guess."""
+    if yes:
+        return True
+    if not sys.stdin.isatty() or output.json_mode:
+        from .errors import ExitCode, StackError
+
+        raise StackError(
+            f"{action} needs confirmation, and there is no terminal to ask.",
+            "Pass --yes to confirm.",
+            code=ExitCode.USAGE,
+            slug="confirmation_required",
+        )
+    from rich.prompt import Confirm
+
+    return Confirm.ask(question, console=output.err, default=False)

@@ -279,6 +279,7 @@ class ContainerInfo(BaseModel):
     id: str
     name: str
     image: str
+    image_id: str = ""
     state: str
     status: str
     labels: dict[str, str]
@@ -352,3 +353,42 @@ class JournalEntry(BaseModel):
 
     def step(self, name: str) -> JournalStep:
         return next(s for s in self.steps if s.name == name)
+
+
+class CheckResult(BaseModel):
+    name: str
+    status: Literal["pass", "warn", "fail"]
+    detail: str
+    fix: str | None = None
+
+
+class CheckReport(BaseModel):
+    """The `check --json` document."""
+
+    ok: bool
+    platform: Platform | None
+    checks: list[CheckResult]
+
+
+class ImageChange(BaseModel):
+    service: str
+    image: str
+    old_id: str | None
+    new_id: str | None
+    recreated: bool = False
+
+
+class UpdateReport(BaseModel):
+    """The `update --json` document."""
+
+    project: str
+    changes: list[ImageChange]
+    recreated: list[str]
+
+
+class UninstallReport(BaseModel):
+    project: str
+    removed_containers: list[str]
+    removed_networks: list[str]
+    removed_volumes: list[str]
+    kept_volumes: list[str]

@@ -369,7 +369,9 @@ def ext_project(ctx: Context, name: str) -> str:
     return f"{ctx.project}-ext-{name}"
 
 
-def extension_compose(ctx: Context, extension: Extension, platform: Platform, command: list[str]) -> Compose:
+def extension_compose(
+    ctx: Context, extension: Extension, platform: Platform, command: list[str], *, for_up: bool = True
+) -> Compose:
     """The extension's own compose project, on the stack network, with our label forced on.
 
     The label is added by a generated override (one entry per service the
@@ -388,6 +390,8 @@ def extension_compose(ctx: Context, extension: Extension, platform: Platform, co
         project_dir=folder,
         env_file=config.env_path(ctx.home),
     )
+    if not for_up:
+        return compose
     labels = {"ollama-stack.installation": ctx.project, "ollama-stack.extension": extension.name}
     merged = compose.config()
     override: dict[str, object] = {"services": {name: {"labels": labels} for name in merged.get("services", {})}}

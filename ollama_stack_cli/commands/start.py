@@ -14,7 +14,9 @@ from ..platforms import decide, gather_evidence
 from ..schemas import Platform, PlatformDecision, StackStatus
 
 
-def run(home: Path, output: Output, *, platform: str | None, wait: bool, timeout: float) -> StackStatus:
+def run(
+    home: Path, output: Output, *, platform: str | None, wait: bool, timeout: float, update: bool = False
+) -> StackStatus:
     forced = stack.require_valid_platform(platform)
     ctx = stack.load(home)  # refuses a corrupt state file or .env before anything changes
     engine = Engine()
@@ -28,7 +30,12 @@ def run(home: Path, output: Output, *, platform: str | None, wait: bool, timeout
     extensions_down = [
         e.name for e in current.extensions if e.enabled and e.state not in ("running", "in-proxy", "invalid", "missing")
     ]
-    if current.healthy and ctx.state.platform == decision.platform and not extensions_down:
+    if update:
+        from .update import pull
+
+        output.progress("Pulling newer images...")
+        pull(stack.compose_for(ctx, decision.platform, compose_command), output)
+    elif current.healthy and ctx.state.platform == decision.platform and not extensions_down:
         output.progress(f"{ctx.project} is already running and healthy; nothing to do.")
         return current
 

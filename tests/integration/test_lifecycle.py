@@ -137,3 +137,21 @@ def test_two_installations_run_side_by_side(stack_running: StackHome, tmp_path, 
         assert stack_running.cli("status").code == 0
     finally:
         other.cleanup()
+
+
+def test_logs_never_show_the_generated_secrets(stack_running: StackHome) -> None:
+    values = dict(line.split("=", 1) for line in stack_running.env_text().splitlines() if "=" in line)
+    logs = stack_running.cli("logs", "--tail", "all")
+    assert logs.code == 0, logs.stderr
+    assert "stub: serving" in logs.stdout
+    for key in ("WEBUI_SECRET_KEY", "MCP_PROXY_API_KEY"):
+        assert values[key] not in logs.stdout + logs.stderr
+
+
+def test_logs_of_one_service_and_unknown_targets(stack_running: StackHome) -> None:
+    one = stack_running.cli("logs", "webui", "--tail", "5")
+    typo = stack_running.cli("logs", "webiu")
+
+    assert one.code == 0 and "webui-1" in one.stdout and "ollama-1" not in one.stdout
+    assert typo.code == 2
+    assert "Did you mean 'webui'?" in typo.stderr and "mcp_proxy" in typo.stderr

@@ -46,3 +46,17 @@ def test_commands_offer_json(name: str) -> None:
     command = typer.main.get_command(app)
     sub = command.commands[name]  # type: ignore[attr-defined]
     assert "--json" in [opt for param in sub.params for opt in getattr(param, "opts", [])]
+
+
+def test_global_options_may_follow_the_command() -> None:
+    from ollama_stack_cli.main import hoist_global_options
+
+    assert hoist_global_options(["status", "--home", "/h", "-q", "--json"]) == [
+        "--home",
+        "/h",
+        "-q",
+        "status",
+        "--json",
+    ]
+    assert hoist_global_options(["logs", "webui", "--lock-timeout=3"]) == ["--lock-timeout=3", "logs", "webui"]
+    assert hoist_global_options(["logs", "--", "-q"]) == ["logs", "--", "-q"]

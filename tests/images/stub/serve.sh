@@ -40,7 +40,7 @@ for port in ${STUB_PORTS:-11434 8080 8000}; do
     pids="$pids $!"
 done
 
-echo "stub: serving $root on ports ${STUB_PORTS:-11434 8080 8000} (ignored args: $*)" >&2
+echo "stub: serving $root on ports ${STUB_PORTS:-11434 8080 8000} (ignored $# args; not echoed, they may hold secrets)" >&2
 
 # `wait` returns early when a trapped signal arrives, so TERM is handled at
 # once even though we are PID 1. If every httpd dies, exit non-zero.

@@ -1,0 +1,72 @@
+"""`uninstall`: remove this installation's containers and networks; volumes only on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import stack
+from ..docker_client import Engine, find_compose
+from ..output import Output, confirm
+from ..schemas import UninstallReport
+
+
+def run(home: Path, output: Output, remove_volumes: bool, yes: bool) -> UninstallReport:
+    ctx = stack.load(home)
+    engine = Engine()
+    containers = [c for c in engine.containers() if c.installation == ctx.project]
+    networks = engine.networks(ctx.project)
+    volumes = engine.volumes(ctx.project)
+
+    if remove_volumes and volumes:
+        output.warn(f"This deletes {len(volumes)} volume(s) with your models and chats: {', '.join(volumes)}.")
+        if not confirm(output, "Delete these volumes for good?", yes, "Deleting volumes"):
+            remove_volumes = False
+            output.progress("Keeping the volumes.")
+
+    if containers or networks:
+        platform = ctx.state.platform or "cpu"
+        journal = stack.begin(ctx, engine, "uninstall", ["compose_down"], platform)
+        try:
+            with journal.step("compose_down"):
+                command = find_compose()
+                stack.stop_all_extensions(ctx, engine, command)
+                stack.compose_for(ctx, platform, command).down()
+                # Anything else carrying our label (a renamed service, a stray extension) goes too.
+                engine.remove_containers([c.id for c in engine.containers() if c.installation == ctx.project])
+                engine.remove_networks(engine.networks(ctx.project))
+        finally:
+            journal.close()
+
+    removed_volumes: list[str] = []
+    if remove_volumes:
+        failed = engine.remove_volumes(volumes)
+        removed_volumes = [v for v in volumes if v not in failed]
+        for name in failed:
+            output.warn(f"Could not remove volume {name} (in use by a container outside this installation?).")
+    kept = [v for v in volumes if v not in removed_volumes]
+    return UninstallReport(
+        project=ctx.project,
+        removed_containers=sorted(c.name for c in containers),
+        removed_networks=networks,
+        removed_volumes=removed_volumes,
+        kept_volumes=kept,
+    )
+
+
+def render(report: UninstallReport, output: Output, home: Path) -> None:
+    if output.json_mode:
+        output.emit(report)
+        return
+    if output.quiet:
+        return
+    out = output.out
+    out.print(
+        f"Removed {len(report.removed_containers)} container(s) and {len(report.removed_networks)} network(s) "
+        f"of {report.project}."
+    )
+    if report.removed_volumes:
+        out.print(f"Deleted volumes: {', '.join(report.removed_volumes)}.")
+    if report.kept_volumes:
+        out.print(f"Kept volumes (models, chats): {', '.join(report.kept_volumes)}; add --remove-volumes to delete.")
+    out.print(f"Settings remain in {home}; delete that folder to forget them.")
+    out.print("To remove the CLI itself: `pipx uninstall ollama-stack` or `pip uninstall ollama-stack`.")
