@@ -30,8 +30,8 @@ Examples:
 
   ollama-stack stop             stop it; models and chats are kept
 
-Exit codes: 0 ok, 1 failed, 2 usage, 3 not running (status), 4 Docker or compose
-unavailable, 5 another operation holds the lock, 130 interrupted.
+Exit codes: 0 ok, 1 failed, 2 usage, 3 not running, 4 no Docker/compose,
+5 locked by another operation, 130 interrupted.
 """
 
 app = typer.Typer(

@@ -6,13 +6,12 @@ import json
 import subprocess
 import sys
 
-import pytest
 import typer
 
 from ollama_stack_cli import __version__
 from ollama_stack_cli.main import app
 
-READ_COMMANDS = {"status"}
+READ_COMMANDS = {"status", "check", "extensions list", "extensions info"}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -41,11 +40,24 @@ def test_unknown_platform_is_refused() -> None:
     assert result.returncode == 1 and "Unknown platform 'gpu'" in result.stderr
 
 
-@pytest.mark.parametrize("name", sorted(READ_COMMANDS | {"start", "stop", "restart"}))
-def test_commands_offer_json(name: str) -> None:
-    command = typer.main.get_command(app)
-    sub = command.commands[name]  # type: ignore[attr-defined]
-    assert "--json" in [opt for param in sub.params for opt in getattr(param, "opts", [])]
+def _walk(command: object, path: str = "") -> dict[str, object]:
+    found = {path.strip(): command}
+    for name, sub in getattr(command, "commands", {}).items():
+        found.update(_walk(sub, f"{path} {name}"))
+    return found
+
+
+def test_every_read_command_offers_json() -> None:
+    """Walk the whole command tree: a read command without --json fails here."""
+    tree = _walk(typer.main.get_command(app))
+    leaves = {path for path, cmd in tree.items() if path and not getattr(cmd, "commands", None)}
+    assert READ_COMMANDS <= leaves
+    without = [
+        path
+        for path in sorted(leaves)
+        if "--json" not in [opt for p in tree[path].params for opt in getattr(p, "opts", [])]  # type: ignore[attr-defined]
+    ]
+    assert without == ["logs"], without  # logs streams text by nature
 
 
 def test_global_options_may_follow_the_command() -> None:
