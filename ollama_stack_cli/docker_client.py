@@ -119,6 +119,9 @@ class Engine:
             except docker.errors.NotFound:
                 pass
 
+    def restart_container(self, container_id: str, timeout: int = 10) -> None:
+        self._call(self.client.api.restart, container_id, timeout=timeout)
+
     def remove_networks(self, names: Sequence[str]) -> None:
         for name in names:
             try:

@@ -138,7 +138,7 @@ def _service_status(
     port = (container and _published_port(container, spec)) or ctx.env.port_of(spec)
     url = f"http://{ctx.env.url_host}:{port}"
     if container is None:
-        return ServiceStatus(name=spec.name, state="absent", health="none", url=url)
+        return ServiceStatus(name=spec.name, state="absent", health="none")
     if container.state != "running":
         health = "none"
     elif answered:
@@ -407,6 +407,16 @@ def sync_proxy_config(ctx: Context) -> Path:
     found = extensions.discover(ctx.home)
     servers = extensions.proxy_servers(ctx.state.enabled_extensions, found, config.read_env_values(ctx.home))
     return config.write_proxy_config(ctx.home, servers)
+
+
+def restart_proxy(ctx: Context, engine: Engine) -> bool:
+    """Restart a running proxy container in place (same container, fresh process)."""
+    proxies = [
+        c for c in engine.containers() if c.project == ctx.project and c.service == "mcp_proxy" and c.state == "running"
+    ]
+    for proxy in proxies:
+        engine.restart_container(proxy.id)
+    return bool(proxies)
 
 
 def extension_containers(ctx: Context, engine: Engine, name: str | None = None) -> list[ContainerInfo]:

@@ -156,6 +156,9 @@ def disable(home: Path, name: str, output: Output) -> ExtensionStatus:
         with journal.step("files"):
             ctx.state = config.set_enabled_extensions(home, [n for n in ctx.state.enabled_extensions if n != name])
             stack.sync_proxy_config(ctx)
+        # mcpo's hot reload adds servers but never drops a removed one: restart it to let go.
+        if stack.restart_proxy(ctx, engine):
+            output.progress("Restarted the MCP proxy so it drops the extension.")
     finally:
         journal.close()
     output.progress(f"Disabled {name}: removed from the proxy.")

@@ -71,8 +71,14 @@ def test_user_extension_lifecycle(stack_running: StackHome) -> None:
 
     assert home.cli("extensions", "restart", "echo").code == 0
     assert ext_states(home)["echo"] == "running"
+    proxy = next(c for c in home.containers() if c.labels["com.docker.compose.service"] == "mcp_proxy")
+    started_before = proxy.attrs["State"]["StartedAt"]
     disabled = home.cli("extensions", "disable", "echo")
     assert disabled.code == 0, disabled.stderr
+    # mcpo never drops a removed server on hot reload, so disable restarts it in place.
+    restarted = home.client.containers.get(proxy.id)
+    assert restarted.attrs["State"]["StartedAt"] != started_before
+    assert restarted.status == "running"
     assert "echo" not in proxy_servers(home)
     assert [c for c in home.containers() if c.labels.get("ollama-stack.extension")] == []
     assert ext_states(home)["echo"] == "absent"

@@ -2,9 +2,10 @@
 # Create the two virtualenvs the real-mcpo tests need, under DIR:
 #
 #   DIR/mcpo  the mcpo OpenAPI proxy from PyPI.  mcpo 0.0.20 only declares
-#             lower bounds; left alone, pip resolves mcp 2.x, fastapi >= 0.116
-#             and sse-starlette 3, which mcpo 0.0.20 was not written against,
-#             so those three are capped here.
+#             lower bounds, and what pip resolves from them today breaks it:
+#             with mcp 2.x `import mcpo` fails (streamablehttp_client is gone),
+#             with fastapi >= 0.116 startup fails (TypeError in FastAPI()).
+#             sse-starlette < 3 completes the known-good set (mcp 1.x era).
 #   DIR/time  the reference `mcp-server-time` MCP server.  It needs mcp>=2.3,
 #             which conflicts with the mcp<2 cap above: hence a venv of its own.
 #
