@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
-import tempfile
+import time
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -66,8 +65,8 @@ def ensure_home(home: Path) -> None:
 
 def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
     """Write via a temp file in the same folder, fsync, then rename over the target."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -226,6 +225,8 @@ def ensure_env(home: Path) -> StackEnv:
     path = env_path(home)
     values = read_env_values(home)
     _validate_env(values, path)  # refuse to touch a file we would not accept
+    import secrets
+
     updates = {key: secrets.token_urlsafe(32) for key in SECRET_KEYS if not values.get(key)}
     if not path.exists():
         atomic_write(path, _env_template(updates), mode=0o600)

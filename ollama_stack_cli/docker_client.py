@@ -8,7 +8,6 @@ Nothing in this module prints; progress is handed back through callbacks.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -17,15 +16,25 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ExitCode, StackError, docker_unavailable
 from .schemas import INSTALLATION_LABEL, ContainerInfo, JournalEntry, JournalStep, PortBinding, PreState
 
-if TYPE_CHECKING:
-    import docker
 
-log = logging.getLogger(__name__)
+class _DebugLog:
+    """`--verbose` output without importing logging on every run (it costs ~15 ms)."""
+
+    enabled = False
+
+    def debug(self, message: str, *args: object) -> None:
+        if self.enabled:
+            import logging
+
+            logging.getLogger(__name__).debug(message, *args)
+
+
+log = _DebugLog()
 
 ENGINE_HINT = (
     "Start the Docker engine (e.g. `sudo systemctl start docker`, or open Docker Desktop), "
@@ -39,54 +48,37 @@ COMPOSE_HINT = (
 
 # --- the engine -------------------------------------------------------------
 
+DEFAULT_SOCKET = "/var/run/docker.sock"
+
 
 class Engine:
-    """A lazily connected Docker SDK client; the connection is made on first use."""
+    """The Docker Engine API, connected lazily on first use.
+
+    A local engine (a unix socket: the default, DOCKER_HOST=unix://..., or a context
+    pointing at one) is spoken to directly with http.client: importing the docker SDK
+    (requests, urllib3) costs more than a whole `status`. Remote engines (tcp with
+    TLS, ssh, Windows pipes) go through the SDK, which knows those transports.
+    """
 
     def __init__(self) -> None:
-        self._client: docker.DockerClient | None = None
+        self._socket: str | None = None
+        self._sdk: Any = None
+        self._resolved = False
 
-    @property
-    def client(self) -> docker.DockerClient:
-        if self._client is None:
-            self._client = _connect()
-        return self._client
+    def ping(self) -> None:
+        """Fail now (exit 4) when the engine is unreachable."""
+        self._request("GET", "/_ping", raw=True)
 
     def info(self) -> dict[str, Any]:
-        data: dict[str, Any] = self._call(self.client.api.info)
+        data: dict[str, Any] = self._request("GET", "/info")
         return data
-
-    def image_id(self, reference: str) -> str | None:
-        """The local image id for a reference, or None when it is not here."""
-        import docker.errors
-        import requests.exceptions
-
-        try:
-            data = self.client.api.inspect_image(reference)
-        except docker.errors.NotFound:
-            return None
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
-            raise _translate(exc) from exc
-        return str(data["Id"])
-
-    def remove_volumes(self, names: Sequence[str]) -> list[str]:
-        """Remove named volumes; returns the ones that could not be removed."""
-        failed = []
-        for name in names:
-            try:
-                self._call(self.client.api.remove_volume, name)
-            except StackError:
-                failed.append(name)
-        return failed
 
     def runtimes(self) -> list[str]:
         """Container runtimes the engine offers (`nvidia` means GPUs can be handed over)."""
-        info = self._call(self.client.api.info)
-        return sorted((info.get("Runtimes") or {}).keys())
+        return sorted((self.info().get("Runtimes") or {}).keys())
 
     def version(self) -> str:
-        data = self._call(self.client.api.version)
-        return str(data.get("Version", "unknown"))
+        return str(self._request("GET", "/version").get("Version", "unknown"))
 
     def containers(self, label: str = INSTALLATION_LABEL) -> list[ContainerInfo]:
         """Every container carrying `label` (any value), from one list call.
@@ -95,48 +87,189 @@ class Engine:
         list endpoint already has state, health, image and ports, so no container is
         inspected one by one.
         """
-        raw = self._call(self.client.api.containers, all=True, filters={"label": label})
+        raw = self._request("GET", "/containers/json", {"all": "1", "filters": _filters(label)})
         return [_container_info(item) for item in raw]
 
     def networks(self, installation: str) -> list[str]:
-        raw = self._call(self.client.api.networks, filters={"label": f"{INSTALLATION_LABEL}={installation}"})
+        raw = self._request("GET", "/networks", {"filters": _filters(f"{INSTALLATION_LABEL}={installation}")})
         return sorted(item["Name"] for item in raw)
 
     def volumes(self, installation: str) -> list[str]:
-        raw = self._call(self.client.api.volumes, filters={"label": f"{INSTALLATION_LABEL}={installation}"})
+        raw = self._request("GET", "/volumes", {"filters": _filters(f"{INSTALLATION_LABEL}={installation}")})
         return sorted(item["Name"] for item in raw.get("Volumes") or [])
 
-    def remove_containers(self, ids: Sequence[str]) -> None:
-        """Force-remove containers; their named volumes are left alone."""
-        import docker.errors
+    def image_id(self, reference: str) -> str | None:
+        """The local image id for a reference, or None when it is not here."""
+        from urllib.parse import quote
 
+        data = self._request("GET", f"/images/{quote(reference, safe='')}/json", missing_ok=True)
+        return str(data["Id"]) if data else None
+
+    def remove_containers(self, ids: Sequence[str]) -> None:
+        """Force-remove containers; their named volumes are left alone. Already gone is fine."""
         for container_id in ids:
-            try:
-                self._call(self.client.api.remove_container, container_id, force=True, v=False)
-            except StackError:
-                # Already gone is what we wanted; anything else is reported by the caller's check.
-                log.debug("could not remove %s", container_id)
-            except docker.errors.NotFound:
-                pass
+            self._request("DELETE", f"/containers/{container_id}", {"force": "1", "v": "0"}, missing_ok=True)
 
     def restart_container(self, container_id: str, timeout: int = 10) -> None:
-        self._call(self.client.api.restart, container_id, timeout=timeout)
+        self._request("POST", f"/containers/{container_id}/restart", {"t": str(timeout)}, raw=True)
 
     def remove_networks(self, names: Sequence[str]) -> None:
         for name in names:
             try:
-                self._call(self.client.api.remove_network, name)
+                self._request("DELETE", f"/networks/{name}", missing_ok=True, raw=True)
             except StackError:
                 log.debug("could not remove network %s", name)
 
-    def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def remove_volumes(self, names: Sequence[str]) -> list[str]:
+        """Remove named volumes; returns the ones that could not be removed."""
+        failed = []
+        for name in names:
+            try:
+                self._request("DELETE", f"/volumes/{name}", missing_ok=True, raw=True)
+            except StackError:
+                failed.append(name)
+        return failed
+
+    # -- transport --
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str] | None = None,
+        *,
+        missing_ok: bool = False,
+        raw: bool = False,
+    ) -> Any:
+        """One API call; a 404 is None when `missing_ok`; errors become StackErrors."""
+        if not self._resolved:
+            self._socket = local_socket()
+            self._resolved = True
+        if self._socket is not None:
+            status, body = _socket_request(self._socket, method, path, query)
+        else:
+            status, body = self._sdk_request(method, path, query)
+        if status == 404 and missing_ok:
+            return None
+        if status >= 400:
+            try:
+                message = json.loads(body).get("message", "")
+            except ValueError:
+                message = body.decode("utf-8", "replace").strip()
+            raise StackError(f"The Docker engine refused the request: {message or status}.", slug="engine_error")
+        if raw or not body:
+            return body
+        return json.loads(body)
+
+    def _sdk_request(self, method: str, path: str, query: dict[str, str] | None) -> tuple[int, bytes]:
         import docker.errors
         import requests.exceptions
 
+        if self._sdk is None:
+            self._sdk = _connect()
+        api = self._sdk.api
         try:
-            return func(*args, **kwargs)
+            response = api.request(method, api._url(path), params=query, timeout=api.timeout)
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise _translate(exc) from exc
+        return response.status_code, response.content
+
+
+def _filters(label: str) -> str:
+    return json.dumps({"label": [label]})
+
+
+def local_socket() -> str | None:
+    """The unix socket of a local engine, or None when the SDK must connect.
+
+    Follows the docker CLI: DOCKER_HOST, else DOCKER_CONTEXT, else the config's
+    currentContext, else the default socket.
+    """
+    host = os.environ.get("DOCKER_HOST")
+    if host:
+        return host[len("unix://") :] if host.startswith("unix://") else None
+    if os.name == "nt":
+        return None
+    name = os.environ.get("DOCKER_CONTEXT") or _current_context()
+    if name in (None, "", "default"):
+        return DEFAULT_SOCKET
+    return _context_socket(name)
+
+
+def _docker_config_dir() -> Path:
+    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+def _current_context() -> str | None:
+    try:
+        data = json.loads((_docker_config_dir() / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("currentContext") if isinstance(data, dict) else None
+
+
+def _context_socket(name: str) -> str | None:
+    import hashlib
+
+    meta = _docker_config_dir() / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
+    try:
+        host = json.loads(meta.read_text(encoding="utf-8"))["Endpoints"]["docker"]["Host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return host[len("unix://") :] if isinstance(host, str) and host.startswith("unix://") else None
+
+
+def _socket_request(socket_path: str, method: str, path: str, query: dict[str, str] | None) -> tuple[int, bytes]:
+    import http.client
+    import socket
+    from urllib.parse import urlencode
+
+    class _UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(socket_path)
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = sock
+
+    timeout = float(os.environ.get("DOCKER_CLIENT_TIMEOUT", "60"))
+    conn = _UnixConnection("localhost", timeout=timeout)
+    url = path + ("?" + urlencode(query) if query else "")
+    try:
+        conn.request(method, url, headers={"Host": "docker", "User-Agent": "ollama-stack"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    except OSError as exc:
+        raise docker_unavailable(
+            f"Cannot connect to the Docker engine at unix://{socket_path}: is it running? ({_short(exc)})",
+            ENGINE_HINT,
+        ) from exc
+    except http.client.HTTPException as exc:
+        raise docker_unavailable(
+            f"The Docker engine at unix://{socket_path} answered badly: {exc}.", ENGINE_HINT
+        ) from exc
+    finally:
+        conn.close()
+
+
+def _connect() -> Any:
+    try:
+        import docker
+        import docker.errors
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise docker_unavailable("The docker Python package is not installed.", "Reinstall ollama-stack.") from exc
+    host = os.environ.get("DOCKER_HOST") or "the current docker context"
+    try:
+        client = docker.from_env(timeout=int(os.environ.get("DOCKER_CLIENT_TIMEOUT", "60")))
+    except docker.errors.DockerException as exc:
+        log.debug("docker connection failed: %r", exc)
+        raise docker_unavailable(
+            f"Cannot connect to the Docker engine at {host}: is it running? ({_short(exc)})", ENGINE_HINT
+        ) from exc
+    return client
 
 
 def _translate(exc: Exception) -> StackError:
@@ -148,24 +281,13 @@ def _translate(exc: Exception) -> StackError:
     return docker_unavailable(f"Lost the connection to the Docker engine: {_short(exc)}.", ENGINE_HINT)
 
 
-def _connect() -> docker.DockerClient:
-    try:
-        import docker
-        import docker.errors
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise docker_unavailable("The docker Python package is not installed.", "Reinstall ollama-stack.") from exc
-    host = os.environ.get("DOCKER_HOST") or "the default socket"
-    try:
-        client = docker.from_env(timeout=int(os.environ.get("DOCKER_CLIENT_TIMEOUT", "60")))
-    except docker.errors.DockerException as exc:
-        log.debug("docker connection failed: %r", exc)
-        raise docker_unavailable(
-            f"Cannot connect to the Docker engine at {host}: is it running? ({_short(exc)})", ENGINE_HINT
-        ) from exc
-    return client
-
-
 def _short(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no socket"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, PermissionError):
+        return "permission denied on the socket"
     text = str(exc)
     for marker in ("FileNotFoundError", "ConnectionRefusedError", "PermissionError", "Connection refused"):
         if marker in text:
@@ -202,8 +324,26 @@ def _container_info(item: dict[str, Any]) -> ContainerInfo:
 # --- docker compose ---------------------------------------------------------
 
 
+PLUGIN_DIRS = (
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+
+
 def find_compose() -> list[str]:
-    """`docker compose` (v2 plugin), else a standalone `docker-compose` that is v2."""
+    """`docker compose` (v2 plugin), else a standalone `docker-compose` that is v2.
+
+    A compose CLI plugin is always v2, so finding its file where the docker CLI looks
+    is enough; asking `docker compose version` costs a process start (~100 ms) and is
+    only done when no plugin file is found (e.g. Docker Desktop's extra plugin dirs).
+    """
+    plugin = _compose_plugin()
+    if plugin is not None:
+        # Run the plugin binary itself: `docker compose` would start the docker CLI
+        # first only to exec it (~40 ms per call). Compose v2 works the same standalone.
+        return [str(plugin)]
     docker_cli = shutil.which("docker")
     if docker_cli:
         version = _compose_version([docker_cli, "compose"])
@@ -221,6 +361,14 @@ def find_compose() -> list[str]:
     if not docker_cli and not standalone:
         raise docker_unavailable("Neither `docker` nor `docker-compose` is on PATH.", COMPOSE_HINT)
     raise docker_unavailable("Docker Compose v2 was not found.", COMPOSE_HINT)
+
+
+def _compose_plugin() -> Path | None:
+    for directory in (_docker_config_dir() / "cli-plugins", *map(Path, PLUGIN_DIRS)):
+        candidate = directory / "docker-compose"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def _compose_version(command: list[str]) -> str | None:
@@ -371,6 +519,58 @@ LOCK_FILE = ".lock"
 LOCK_INFO_FILE = ".lock.json"
 
 
+class _HomeLock:
+    """An exclusive OS lock on `<home>/.lock`, released by the kernel if we die.
+
+    POSIX uses flock directly (what filelock does there, minus a ~40 ms import);
+    other systems use filelock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._portable: Any = None
+
+    def try_acquire(self) -> bool:
+        if os.name == "posix":
+            import fcntl
+
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return False
+            self._fd = fd
+            return True
+        from filelock import FileLock, Timeout
+
+        self._portable = self._portable or FileLock(str(self.path))
+        try:
+            self._portable.acquire(timeout=0)
+        except Timeout:
+            return False
+        return True
+
+    def acquire(self, timeout: float, poll: float = 0.05) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        elif self._portable is not None:
+            self._portable.release()
+
+
 @contextmanager
 def operation_lock(
     home: Path,
@@ -380,28 +580,22 @@ def operation_lock(
 ) -> Iterator[None]:
     """Hold the home's lock for a changing command.
 
-    An OS file lock (flock) is released by the kernel when its holder dies, so a
-    `kill -9`'d command never blocks the next one. Who holds it is written beside
-    it so a waiter can say who it is waiting for.
+    An OS file lock is released by the kernel when its holder dies, so a `kill -9`'d
+    command never blocks the next one. Who holds it is written beside it so a waiter
+    can say who it is waiting for.
     """
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(home / LOCK_FILE))
+    lock = _HomeLock(home / LOCK_FILE)
     info_path = home / LOCK_INFO_FILE
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    if not lock.try_acquire():
         holder = describe_holder(home)
         on_wait(f"Waiting for {holder} to finish (up to {timeout:.0f} s)...")
-        try:
-            lock.acquire(timeout=timeout)
-        except Timeout:
+        if not lock.acquire(timeout):
             raise StackError(
-                f"Another ollama-stack operation holds the lock on {home}: {holder}.",
+                f"Another ollama-stack operation holds the lock on {home}: {describe_holder(home)}.",
                 "Wait for it to finish, or pass --lock-timeout with a longer wait.",
                 code=ExitCode.LOCKED,
                 slug="locked",
-            ) from None
+            )
     try:
         info = {"pid": os.getpid(), "command": command, "since": datetime.now(timezone.utc).isoformat()}
         info_path.write_text(json.dumps(info), encoding="utf-8")
@@ -414,15 +608,15 @@ def operation_lock(
 @contextmanager
 def lock_if_free(home: Path, command: str) -> Iterator[bool]:
     """Take the lock only if nobody holds it; never wait (for read-only commands)."""
-    from filelock import FileLock, Timeout
-
     if not home.is_dir():
         yield False
         return
-    lock = FileLock(str(home / LOCK_FILE))
+    lock = _HomeLock(home / LOCK_FILE)
     try:
-        lock.acquire(timeout=0)
-    except (Timeout, OSError):
+        free = lock.try_acquire()
+    except OSError:
+        free = False
+    if not free:
         yield False
         return
     try:

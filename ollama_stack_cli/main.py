@@ -6,7 +6,6 @@ Command modules are imported inside the command functions, so `--help` and
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,7 +98,12 @@ def main(
     STATE.output.quiet = quiet
     STATE.output.verbose = verbose
     if verbose:
+        import logging
+
+        from .docker_client import log
+
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+        log.enabled = True
 
 
 @contextmanager

@@ -10,7 +10,6 @@ import errno
 import http.client
 import socket
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 
 def port_free(host: str, port: int) -> bool:
@@ -42,13 +41,22 @@ def probe(host: str, port: int, path: str, timeout: float = 1.0) -> bool:
 
 
 def probe_many(targets: Iterable[tuple[str, str, int, str]], timeout: float = 1.0) -> dict[str, bool]:
-    """Probe (name, host, port, path) targets concurrently."""
+    """Probe (name, host, port, path) targets concurrently, one thread each."""
+    import threading
+
     items = list(targets)
-    if not items:
-        return {}
+    results: dict[str, bool] = {}
     if len(items) == 1:
         name, host, port, path = items[0]
-        return {name: probe(host, port, path, timeout)}
-    with ThreadPoolExecutor(max_workers=len(items)) as pool:
-        results = pool.map(lambda t: (t[0], probe(t[1], t[2], t[3], timeout)), items)
-        return dict(results)
+        results[name] = probe(host, port, path, timeout)
+        return results
+
+    def run(name: str, host: str, port: int, path: str) -> None:
+        results[name] = probe(host, port, path, timeout)
+
+    threads = [threading.Thread(target=run, args=item, daemon=True) for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

@@ -49,20 +49,32 @@ class Output:
 
     @property
     def interactive(self) -> bool:
-        return not self.json_mode and not self.quiet and self.err.is_terminal
+        return not self.json_mode and not self.quiet and _stderr_is_terminal()
 
     def progress(self, message: str) -> None:
-        if not self.quiet:
+        if self.quiet:
+            return
+        if _stderr_is_terminal():
             self.err.print(message, markup=False)
+        else:  # a pipe or a log file: plain lines, and no rich import (~40 ms)
+            _plain(message)
 
     def warn(self, message: str) -> None:
-        if not self.quiet:
+        if self.quiet:
+            return
+        if _stderr_is_terminal():
             self.err.print(f"[yellow]Warning:[/yellow] {_escape(message)}")
+        else:
+            _plain(f"Warning: {message}")
 
     def result(self, message: str) -> None:
-        """A human result line (stdout); silent in JSON mode, where the document says it."""
-        if not self.json_mode and not self.quiet:
+        """A human result line (stdout, rich markup allowed); silent in JSON mode."""
+        if self.json_mode or self.quiet:
+            return
+        if sys.stdout.isatty():
             self.out.print(message)
+        else:  # piped: plain text without loading rich
+            sys.stdout.write(_strip_markup(message) + "\n")
 
     def emit(self, document: BaseModel | dict[str, Any]) -> None:
         if hasattr(document, "model_dump"):
@@ -79,12 +91,39 @@ class Output:
             body = ErrorBody(code=exc.slug, exit_code=int(exc.code), message=exc.message, hint=exc.hint)
             self.emit(ErrorDocument(error=body))
             return
+        if not _stderr_is_terminal():
+            _plain(f"Error: {exc.message}")
+            if self.verbose:
+                for line in exc.details:
+                    _plain(f"  {line}")
+            if exc.hint:
+                _plain(f"Hint: {exc.hint}")
+            return
         self.err.print(f"[bold red]Error:[/bold red] {_escape(exc.message)}")
         if self.verbose:
             for line in exc.details:
                 self.err.print(f"  {_escape(line)}", style="dim")
         if exc.hint:
             self.err.print(f"[dim]Hint:[/dim] {_escape(exc.hint)}")
+
+
+def _strip_markup(text: str) -> str:
+    """Drop rich tags like [bold] or [/] (our messages escape literal brackets as \\[)."""
+    import re
+
+    return re.sub(r"(?<!\\)\[/?[a-z ]*\]", "", text).replace("\\[", "[")
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _plain(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _escape(text: str) -> str:

@@ -11,7 +11,15 @@ import ipaddress
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel as _PydanticModel
+from pydantic import ConfigDict, Field, field_validator
+
+
+class BaseModel(_PydanticModel):
+    """Build each model's validator on first use: commands use a few of these shapes each."""
+
+    model_config = ConfigDict(defer_build=True)
+
 
 Platform = Literal["cpu", "nvidia", "apple"]
 PLATFORMS: tuple[Platform, ...] = ("cpu", "nvidia", "apple")

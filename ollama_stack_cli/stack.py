@@ -94,9 +94,12 @@ def compose_for(ctx: Context, platform: Platform, command: list[str] | None = No
 # --- status -----------------------------------------------------------------
 
 
-def build_status(ctx: Context, engine: Engine, probe: bool = True) -> StackStatus:
+def build_status(
+    ctx: Context, engine: Engine, probe: bool = True, containers: list[ContainerInfo] | None = None
+) -> StackStatus:
     """The status document, from one container list call and host-side probes."""
-    containers = engine.containers()
+    if containers is None:
+        containers = engine.containers()
     ours = [c for c in containers if c.installation == ctx.project and c.project == ctx.project]
     by_service = {c.service: c for c in ours}
     platform = ctx.state.platform
@@ -207,14 +210,17 @@ def wait_healthy(
     specs: list[ServiceSpec],
     timeout: float,
     on_update: Callable[[dict[str, str]], None],
-    interval: float = 0.15,
+    interval: float = 0.1,
 ) -> dict[str, str]:
     """Poll each endpoint from the host until all answer, one exits, or time runs out.
 
-    Returns the final state per service: "healthy", "waiting" or "exited".
+    Polls every 25 ms for the first two seconds (a fresh container starts listening
+    moments after compose returns), then every `interval`. Returns the final state
+    per service: "healthy", "waiting" or "exited".
     """
     status = {spec.name: "waiting" for spec in specs}
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     next_engine_check = time.monotonic() + 1.0
     on_update(dict(status))
     while True:
@@ -242,7 +248,7 @@ def wait_healthy(
                     return status
         if now >= deadline:
             return status
-        time.sleep(interval)
+        time.sleep(0.025 if now - started < 2.0 else interval)
 
 
 def native_ollama_reachable() -> bool:
@@ -264,8 +270,8 @@ def require_valid_platform(value: str | None) -> Platform | None:
 TRACKED_FILES = (config.STATE_FILE, config.ENV_FILE, f"{config.PROXY_CONFIG_DIR}/{config.PROXY_CONFIG_FILE}")
 
 
-def capture_pre_state(ctx: Context, engine: Engine) -> PreState:
-    ours = [c for c in engine.containers() if c.installation == ctx.project]
+def capture_pre_state(ctx: Context, engine: Engine, containers: list[ContainerInfo] | None = None) -> PreState:
+    ours = [c for c in (engine.containers() if containers is None else containers) if c.installation == ctx.project]
     files = {}
     for name in TRACKED_FILES:
         content = config.read_bytes(ctx.home / name)
@@ -273,8 +279,16 @@ def capture_pre_state(ctx: Context, engine: Engine) -> PreState:
     return PreState(container_ids=sorted(c.id for c in ours), networks=engine.networks(ctx.project), files=files)
 
 
-def begin(ctx: Context, engine: Engine, operation: str, steps: list[str], platform: Platform | None) -> Journal:
-    return Journal.begin(ctx.home, operation, ctx.project, steps, capture_pre_state(ctx, engine), platform)
+def begin(
+    ctx: Context,
+    engine: Engine,
+    operation: str,
+    steps: list[str],
+    platform: Platform | None,
+    containers: list[ContainerInfo] | None = None,
+) -> Journal:
+    pre_state = capture_pre_state(ctx, engine, containers)
+    return Journal.begin(ctx.home, operation, ctx.project, steps, pre_state, platform)
 
 
 def rollback(home: Path, engine: Engine, entry: JournalEntry) -> list[str]:

@@ -20,26 +20,28 @@ def run(
     forced = stack.require_valid_platform(platform)
     ctx = stack.load(home)  # refuses a corrupt state file or .env before anything changes
     engine = Engine()
-    engine.client  # noqa: B018 - connect now: exit 4 before anything else when the engine is down
+    containers = engine.containers()  # the one listing this start needs; exit 4 when the engine is down
     compose_command = find_compose()
     decision = _platform(engine, forced)
     for warning in decision.warnings:
         output.warn(warning)
 
-    current = stack.build_status(ctx, engine)
+    ours = [c for c in containers if c.installation == ctx.project]
+    current = stack.build_status(ctx, engine, containers=containers) if ours else None
     extensions_down = [
-        e.name for e in current.extensions if e.enabled and e.state not in ("running", "in-proxy", "invalid", "missing")
+        e.name
+        for e in (current.extensions if current else [])
+        if e.enabled and e.state not in ("running", "in-proxy", "invalid", "missing")
     ]
     if update:
         from .update import pull
 
         output.progress("Pulling newer images...")
         pull(stack.compose_for(ctx, decision.platform, compose_command), output)
-    elif current.healthy and ctx.state.platform == decision.platform and not extensions_down:
+    elif current and current.healthy and ctx.state.platform == decision.platform and not extensions_down:
         output.progress(f"{ctx.project} is already running and healthy; nothing to do.")
         return current
 
-    ours = [c for c in engine.containers() if c.installation == ctx.project]
     busy = stack.busy_ports(ctx, decision.platform, ours)
     if busy:
         key, port = busy[0]
@@ -49,7 +51,8 @@ def run(
             slug="port_in_use",
         )
 
-    journal = stack.begin(ctx, engine, "start", ["files", "compose_up", "extensions_up"], decision.platform)
+    steps = ["files", "compose_up", "extensions_up"]
+    journal = stack.begin(ctx, engine, "start", steps, decision.platform, containers)
     try:
         with journal.step("files"):
             created_env = not config.env_path(home).exists()
@@ -134,8 +137,8 @@ def _wait(ctx: stack.Context, engine: Engine, decision: PlatformDecision, output
     url = f"http://{ctx.env.url_host}:{ctx.env.port_of(spec)}{spec.health_path}"
     logs = stack.compose_for(ctx, decision.platform).logs(name, tail=20).rstrip()
     if logs and not output.json_mode:
-        output.err.print(f"Last log lines of {name}:", style="bold")
-        output.err.print(logs, markup=False, highlight=False)
+        output.progress(f"Last log lines of {name}:")
+        output.progress(logs)
     if final[name] == "exited":
         message = f"{name} stopped while starting; it never answered on {url}."
     else:
@@ -210,9 +213,9 @@ def render(result: StackStatus, output: Output) -> None:
     if output.quiet:
         return
     state = "ready" if result.healthy else "started (not every service answers yet)"
-    output.out.print(f"[bold]{result.project}[/bold] is {state}:")
+    output.result(f"[bold]{result.project}[/bold] is {state}:")
     for service in result.services:
         if service.url:
-            output.out.print(f"  {service.name:<10} {service.url}")
+            output.result(f"  {service.name:<10} {service.url}")
     for warning in result.warnings:
         output.warn(warning)

@@ -14,7 +14,7 @@ from ..schemas import ImageChange, UpdateReport
 def run(home: Path, output: Output, yes: bool, timeout: float) -> UpdateReport:
     ctx = stack.load(home)
     engine = Engine()
-    engine.client  # noqa: B018 - exit 4 now when the engine is down
+    engine.ping()  # exit 4 now when the engine is down
     command = find_compose()
     platform = ctx.state.platform or "cpu"
     targets = _targets(ctx, platform, command)
