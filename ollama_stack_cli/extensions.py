@@ -8,7 +8,6 @@ raises for one bad folder.
 
 from __future__ import annotations
 
-import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -90,6 +89,8 @@ def get(home: Path, name: str) -> Extension:
     found = discover(home)
     if name in found:
         return found[name]
+    import difflib
+
     close = difflib.get_close_matches(name, list(found), n=1)
     hint = f"Did you mean {close[0]!r}?" if close else None
     known = ", ".join(found) or "none"

@@ -420,7 +420,23 @@ def cli() -> None:
         code = ExitCode.INTERRUPTED
     except Exception as exc:  # the boundary: anything unexpected is one line, not a traceback
         code = _click_error(exc, output) if _is_click_error(exc) else _unexpected(exc, output)
-    sys.exit(code)
+    _exit(int(code))
+
+
+def _exit(code: int) -> None:
+    """Leave without the interpreter's teardown (~20 ms of module cleanup).
+
+    Safe here: state files are fsynced when written, locks are released, child
+    processes have finished; only stdout and stderr need flushing.
+    """
+    import os
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe (`| head`): nothing left to say
+        pass
+    os._exit(code)
 
 
 def _is_click_error(exc: Exception) -> bool:

@@ -291,6 +291,10 @@ def begin(
     return Journal.begin(ctx.home, operation, ctx.project, steps, pre_state, platform)
 
 
+# Steps `rollback` knows how to undo; others (recreate, stop) can only be reported.
+UNDOABLE_STEPS = ("compose_up", "extensions_up", "files")
+
+
 def rollback(home: Path, engine: Engine, entry: JournalEntry) -> list[str]:
     """Undo the entry's running and done steps in reverse; return what was undone.
 
@@ -306,7 +310,7 @@ def rollback(home: Path, engine: Engine, entry: JournalEntry) -> list[str]:
         for step in reversed(entry.steps):
             if step.status == "planned":
                 continue
-            if step.name == "compose_up":
+            if step.name in ("compose_up", "extensions_up"):
                 undone.extend(_remove_created(engine, entry))
             elif step.name == "files":
                 restored = _restore_files(home, entry.pre_state)
@@ -370,6 +374,12 @@ def recover(home: Path, engine: Engine) -> str | None:
         return f"{found}: finished stopping it."
     undone = rollback(home, engine, entry)
     journal.close()
+    started = [s.name for s in entry.steps if s.status != "planned" and s.name not in UNDOABLE_STEPS]
+    if started and not undone:
+        return (
+            f"{found}: its step '{started[-1]}' cannot be undone; "
+            "run `ollama-stack start` to bring the stack to a known state."
+        )
     what = "; ".join(undone) if undone else "nothing had changed yet"
     return f"{found}: rolled it back ({what}; volumes kept)."
 

@@ -21,8 +21,7 @@ def fake_nvidia_smi(tmp_path: Path, output: str, code: int = 0) -> Path:
 
 @pytest.fixture
 def linux(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(platforms._platform, "system", lambda: "Linux")
-    monkeypatch.setattr(platforms._platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(platforms, "_os_and_arch", lambda: ("Linux", "x86_64"))
     monkeypatch.setattr(platforms, "CDI_GLOBS", ())
 
 
@@ -66,8 +65,7 @@ def test_failing_nvidia_smi_means_no_gpu(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_apple_silicon(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(platforms._platform, "system", lambda: "Darwin")
-    monkeypatch.setattr(platforms._platform, "machine", lambda: "arm64")
+    monkeypatch.setattr(platforms, "_os_and_arch", lambda: ("Darwin", "arm64"))
     monkeypatch.setenv("PATH", str(tmp_path))
 
     assert decide(gather_evidence(lambda: [])).platform == "apple"
