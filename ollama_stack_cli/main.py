@@ -316,63 +316,50 @@ def extensions_info(name: ExtensionName, json_: JsonOption = False) -> None:
     cmd.render_info(cmd.info(STATE.home, name, STATE.output), STATE.output)
 
 
+def _extension_change(action: str, name: str, json_: bool) -> None:
+    """The adapter every changing `extensions` command shares: lock, act, render."""
+    from .commands import extensions as cmd
+
+    STATE.output.json_mode = json_
+    with changing(f"extensions {action} {name}") as home:
+        if action == "restart":
+            cmd.stop(home, name, STATE.output)
+        run = {"enable": cmd.enable, "disable": cmd.disable, "start": cmd.start, "restart": cmd.start, "stop": cmd.stop}
+        result = run[action](home, name, STATE.output)
+    cmd.render_status(result, STATE.output)
+
+
 @extensions_app.command("enable")
 def extensions_enable(name: ExtensionName, json_: JsonOption = False) -> None:
     """Enable an extension: the proxy serves its tools at /NAME from now on.
 
     Example: ollama-stack extensions enable time
     """
-    from .commands import extensions as cmd
-
-    STATE.output.json_mode = json_
-    with changing(f"extensions enable {name}") as home:
-        result = cmd.enable(home, name, STATE.output)
-    cmd.render_status(result, STATE.output)
+    _extension_change("enable", name, json_)
 
 
 @extensions_app.command("disable")
 def extensions_disable(name: ExtensionName, json_: JsonOption = False) -> None:
     """Disable an extension, stopping its containers first (volumes kept)."""
-    from .commands import extensions as cmd
-
-    STATE.output.json_mode = json_
-    with changing(f"extensions disable {name}") as home:
-        result = cmd.disable(home, name, STATE.output)
-    cmd.render_status(result, STATE.output)
+    _extension_change("disable", name, json_)
 
 
 @extensions_app.command("start")
 def extensions_start(name: ExtensionName, json_: JsonOption = False) -> None:
     """Start an enabled extension's containers on the stack network."""
-    from .commands import extensions as cmd
-
-    STATE.output.json_mode = json_
-    with changing(f"extensions start {name}") as home:
-        result = cmd.start(home, name, STATE.output)
-    cmd.render_status(result, STATE.output)
+    _extension_change("start", name, json_)
 
 
 @extensions_app.command("stop")
 def extensions_stop(name: ExtensionName, json_: JsonOption = False) -> None:
     """Stop an extension's containers; its volumes are kept."""
-    from .commands import extensions as cmd
-
-    STATE.output.json_mode = json_
-    with changing(f"extensions stop {name}") as home:
-        result = cmd.stop(home, name, STATE.output)
-    cmd.render_status(result, STATE.output)
+    _extension_change("stop", name, json_)
 
 
 @extensions_app.command("restart")
 def extensions_restart(name: ExtensionName, json_: JsonOption = False) -> None:
     """Stop, then start an extension's containers."""
-    from .commands import extensions as cmd
-
-    STATE.output.json_mode = json_
-    with changing(f"extensions restart {name}") as home:
-        cmd.stop(home, name, STATE.output)
-        result = cmd.start(home, name, STATE.output)
-    cmd.render_status(result, STATE.output)
+    _extension_change("restart", name, json_)
 
 
 GLOBAL_FLAGS = {"--verbose", "-v", "--quiet", "-q"}

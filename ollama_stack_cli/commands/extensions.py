@@ -9,7 +9,7 @@ from .. import config, extensions, stack
 from ..docker_client import Engine, find_compose
 from ..errors import ExitCode, StackError
 from ..output import Output
-from ..schemas import ExtensionList, ExtensionStatus
+from ..schemas import Extension, ExtensionList, ExtensionStatus, Platform
 
 
 def _statuses(home: Path, output: Output) -> list[ExtensionStatus]:
@@ -110,17 +110,22 @@ def render_info(document: dict[str, Any], output: Output) -> None:
 # --- changing (the caller holds the lock) -------------------------------------
 
 
-def enable(home: Path, name: str, output: Output) -> ExtensionStatus:
-    ctx = stack.load(home)
-    extension = extensions.get(home, name)
-    manifest = extensions.require_valid(extension, ctx.state.platform)
+def _require_ready(home: Path, extension: Extension, platform: Platform | None) -> None:
+    """Valid, meant for this platform, and every .env key it needs is set."""
+    manifest = extensions.require_valid(extension, platform)
     missing = extensions.missing_env(manifest, config.read_env_values(home))
     if missing:
         raise StackError(
-            f"Extension {name!r} needs {', '.join(missing)} in {config.env_path(home)}.",
-            f"Add {missing[0]}=<value> to that file, then enable it again.",
+            f"Extension {extension.name!r} needs {', '.join(missing)} in {config.env_path(home)}.",
+            f"Add {missing[0]}=<value> to that file, then try again.",
             slug="missing_env",
         )
+
+
+def enable(home: Path, name: str, output: Output) -> ExtensionStatus:
+    ctx = stack.load(home)
+    extension = extensions.get(home, name)
+    _require_ready(home, extension, ctx.state.platform)
     if name in ctx.state.enabled_extensions:
         output.progress(f"{name} is already enabled.")
     journal = stack.begin(ctx, Engine(), f"extensions enable {name}", ["files"], ctx.state.platform)
@@ -175,14 +180,7 @@ def start(home: Path, name: str, output: Output) -> ExtensionStatus:
             slug="not_enabled",
         )
     platform = ctx.state.platform or "cpu"
-    manifest = extensions.require_valid(extension, platform)
-    missing = extensions.missing_env(manifest, config.read_env_values(home))
-    if missing:
-        raise StackError(
-            f"Extension {name!r} needs {', '.join(missing)} in {config.env_path(home)}.",
-            f"Add {missing[0]}=<value> to that file.",
-            slug="missing_env",
-        )
+    _require_ready(home, extension, platform)
     if not extension.has_compose:
         output.progress(f"{name} has no containers: it runs inside the MCP proxy while enabled.")
         return _status_of(home, name, output)
