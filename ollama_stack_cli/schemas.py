@@ -22,6 +22,7 @@ class BaseModel(_PydanticModel):
 
 
 Platform = Literal["cpu", "nvidia", "apple"]
+Health = Literal["healthy", "unhealthy", "starting", "none"]
 PLATFORMS: tuple[Platform, ...] = ("cpu", "nvidia", "apple")
 
 STATE_SCHEMA_VERSION = 1
@@ -72,7 +73,7 @@ class StackState(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    schema_version: Literal[1] = STATE_SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     platform: Platform | None = None
     enabled_extensions: list[str] = Field(default_factory=list)
 
@@ -174,7 +175,7 @@ class PortBinding(BaseModel):
 class ServiceStatus(BaseModel):
     name: str
     state: str
-    health: Literal["healthy", "unhealthy", "starting", "none"]
+    health: Health
     image: str | None = None
     container_id: str | None = None
     url: str | None = None
@@ -306,7 +307,7 @@ class ContainerInfo(BaseModel):
         return self.labels.get(INSTALLATION_LABEL)
 
     @property
-    def docker_health(self) -> Literal["healthy", "unhealthy", "starting", "none"]:
+    def docker_health(self) -> Health:
         if "(healthy)" in self.status:
             return "healthy"
         if "(unhealthy)" in self.status:

@@ -22,6 +22,7 @@ from .schemas import (
     ContainerInfo,
     Extension,
     ExtensionStatus,
+    Health,
     JournalEntry,
     Platform,
     PreState,
@@ -142,6 +143,7 @@ def _service_status(
     url = f"http://{ctx.env.url_host}:{port}"
     if container is None:
         return ServiceStatus(name=spec.name, state="absent", health="none")
+    health: Health
     if container.state != "running":
         health = "none"
     elif answered:

@@ -42,7 +42,7 @@ def run(home: Path, platform: str | None) -> CheckReport:
     _guard(checks, "compose", _compose)
     decision = _platform(engine if engine_ok else None, stack.require_valid_platform(platform))
     checks.append(decision[0])
-    settings = env or StackEnv()
+    settings = env if isinstance(env, StackEnv) else StackEnv()
     checks.extend(_ports(home, settings, engine if engine_ok else None, decision[1]))
     if engine_ok:
         checks.append(_disk(engine))

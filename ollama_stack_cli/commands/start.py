@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import config, extensions, stack
 from ..docker_client import Engine, find_compose
@@ -12,6 +13,10 @@ from ..errors import ExitCode, StackError
 from ..output import Output
 from ..platforms import decide, gather_evidence
 from ..schemas import Platform, PlatformDecision, StackStatus
+
+if TYPE_CHECKING:
+    from rich.live import Live
+    from rich.table import Table
 
 
 def run(
@@ -168,7 +173,7 @@ class _Display:
     def __init__(self, output: Output, names: list[str]) -> None:
         self.output = output
         self.names = names
-        self.live = None
+        self.live: Live | None = None
         self.last: dict[str, str] = {}
 
     def __enter__(self) -> _Display:
@@ -194,7 +199,7 @@ class _Display:
                     self.output.progress(f"  {name}: {state}")
         self.last = states
 
-    def _table(self, states: dict[str, str]) -> object:
+    def _table(self, states: dict[str, str]) -> Table:
         from rich.spinner import Spinner
         from rich.table import Table
 
