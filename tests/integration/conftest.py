@@ -99,6 +99,7 @@ class StackHome:
             env=full_env,
             timeout=timeout,
             cwd=str(self.path.parent),
+            stdin=subprocess.DEVNULL,  # like a script: nothing may prompt
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 

@@ -53,7 +53,7 @@ def test_first_start_generates_secrets_once_and_keeps_user_keys(stack_home: Stac
     webui = next(c for c in stack_home.containers() if c.labels["com.docker.compose.service"] == "webui")
     assert f"WEBUI_SECRET_KEY={values['WEBUI_SECRET_KEY']}" in webui.attrs["Config"]["Env"]
 
-    again = stack_home.cli("restart", "--platform", "cpu", "--timeout", "60")
+    again = stack_home.cli("--verbose", "restart", "--platform", "cpu", "--timeout", "60")
     verbose_status = stack_home.cli("--verbose", "status")
     assert again.code == 0, again.stderr
     assert dict(line.split("=", 1) for line in stack_home.env_text().splitlines() if "=" in line) == values

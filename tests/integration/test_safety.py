@@ -20,6 +20,7 @@ def spawn(home: StackHome, *args: str, pause_at: str | None = None, **env: str) 
         full_env["OLLAMA_STACK_TEST_PAUSE_AT"] = pause_at
     return subprocess.Popen(
         [*ENTRY_POINT, "--home", str(home.path), *args],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
