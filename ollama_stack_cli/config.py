@@ -109,6 +109,12 @@ def read_state(home: Path) -> StackState:
         return StackState()
     except OSError as exc:
         raise StackError(f"Cannot read {path}: {exc.strerror}.", "Check the file's permissions.") from exc
+    except UnicodeDecodeError:
+        raise StackError(
+            f"The state file {path} is not UTF-8 text.",
+            "Fix it, or move it aside to start from defaults; ollama-stack will not overwrite it.",
+            slug="invalid_state",
+        ) from None
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -170,12 +176,33 @@ def read_env_values(home: Path) -> dict[str, str]:
     path = env_path(home)
     if not path.exists():
         return {}
-    from dotenv import dotenv_values
+    import io
+
+    from dotenv.parser import parse_stream
 
     try:
-        values = dotenv_values(path, interpolate=False)
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise StackError(f"Cannot read {path}: {exc}.", "Check the file's permissions and encoding.") from exc
+    values: dict[str, str | None] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        # python-dotenv skips what it cannot parse; compose would not, so neither do we.
+        # The line is named by number only: it may hold a secret.
+        if binding.error:
+            raise StackError(
+                f"Line {binding.original.line} of {path} is not KEY=value (an unclosed quote?).",
+                f"Fix line {binding.original.line} of that file.",
+                slug="invalid_env",
+            )
+        if binding.key is None:
+            continue
+        if not _ENV_KEY.match(binding.key):
+            raise StackError(
+                f"Invalid key {binding.key!r} on line {binding.original.line} of {path}.",
+                "Keys are letters, digits and '_', not starting with a digit.",
+                slug="invalid_env",
+            )
+        values[binding.key] = binding.value
     result: dict[str, str] = {}
     for key, value in values.items():
         if value is None:
@@ -244,7 +271,8 @@ def update_env(home: Path, updates: dict[str, str]) -> None:
             raise StackError(f"Invalid value for {key}: it contains a newline.", "Use a one-line value.")
     path = env_path(home)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # split on "\n" only: splitlines() would also break a value at U+2028 and friends.
+        lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
     except FileNotFoundError:
         lines = []
     pending = dict(updates)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -324,6 +325,8 @@ def _container_info(item: dict[str, Any]) -> ContainerInfo:
 # --- docker compose ---------------------------------------------------------
 
 
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+
 PLUGIN_DIRS = (
     "/usr/local/lib/docker/cli-plugins",
     "/usr/local/libexec/docker/cli-plugins",
@@ -404,9 +407,10 @@ class Compose:
 
     def base_args(self) -> list[str]:
         args = [*self.command, "--project-name", self.project, "--project-directory", str(self.project_dir)]
-        # Always name the env file: compose would otherwise read a stray .env from the project directory.
-        env_file = self.env_file
-        args += ["--env-file", str(env_file) if env_file is not None and env_file.is_file() else os.devnull]
+        # Every value reaches compose through the process environment (validated by us).
+        # The file itself is never handed over: compose would read a stray .env from the
+        # project directory, and its parser echoes a line it rejects, secrets included.
+        args += ["--env-file", os.devnull]
         for file in self.files:
             args += ["--file", str(file)]
         return args
@@ -431,8 +435,18 @@ class Compose:
             raise docker_unavailable(f"Cannot run {full[0]}.", COMPOSE_HINT) from exc
         except subprocess.TimeoutExpired as exc:
             raise StackError(f"`docker compose {args[0]}` did not finish in {timeout:.0f} s.") from exc
+        result = subprocess.CompletedProcess(
+            result.args, result.returncode, self.scrub(result.stdout), self.scrub(result.stderr)
+        )
         log.debug("compose exited %s; stderr tail: %s", result.returncode, result.stderr[-2000:])
         return result
+
+    def scrub(self, text: str) -> str:
+        """Mask secret values (the generated keys, tokens an extension needs) in compose's output."""
+        for key, value in self.env.items():
+            if value and len(value) >= 6 and SECRET_NAME.search(key):
+                text = text.replace(value, "***")
+        return text
 
     def stream(self, *args: str) -> int:
         """Run with the terminal's stdout/stderr (for `logs -f` and pull progress)."""
@@ -535,7 +549,13 @@ class _HomeLock:
         if os.name == "posix":
             import fcntl
 
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise StackError(
+                    f"Cannot open the lock file {self.path}: {exc.strerror}.",
+                    "Check who owns the home (a command once run with sudo?), or use another --home.",
+                ) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

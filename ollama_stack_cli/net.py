@@ -22,6 +22,14 @@ def port_free(host: str, port: int) -> bool:
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 return False
+            if exc.errno == errno.EADDRNOTAVAIL:
+                from .errors import StackError
+
+                raise StackError(
+                    f"BIND_ADDRESS {host} is not an address of this machine.",
+                    "Set BIND_ADDRESS to 127.0.0.1 (or another address this host has) in the .env.",
+                    slug="invalid_env",
+                ) from None
             raise
     return True
 

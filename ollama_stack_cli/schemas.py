@@ -338,6 +338,10 @@ class PreState(BaseModel):
     """What existed before an operation: enough to undo exactly its own changes."""
 
     container_ids: list[str] = Field(default_factory=list)
+    # "<compose project>/<service>" of every container that existed, so a rollback can
+    # tell a container compose *recreated* (keep: its service was there) from a new one.
+    services: list[str] = Field(default_factory=list)
+    running_services: list[str] = Field(default_factory=list)
     networks: list[str] = Field(default_factory=list)
     # Home-relative path -> previous text (None: the file did not exist).
     files: dict[str, str | None] = Field(default_factory=dict)

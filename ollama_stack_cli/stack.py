@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import config, extensions, net
 from .docker_client import Compose, CorruptJournal, Engine, Journal, find_compose
-from .errors import StackError
+from .errors import ExitCode, StackError
 from .schemas import (
     CORE_SERVICES,
     EXTENSION_NAME_PATTERN,
@@ -262,7 +262,9 @@ def require_valid_platform(value: str | None) -> Platform | None:
     if value is None:
         return None
     if value not in ("cpu", "nvidia", "apple"):
-        raise StackError(f"Unknown platform {value!r}.", "Use one of: cpu, nvidia, apple.", slug="usage")
+        raise StackError(
+            f"Unknown platform {value!r}.", "Use one of: cpu, nvidia, apple.", code=ExitCode.USAGE, slug="usage"
+        )
     return value  # type: ignore[return-value]
 
 
@@ -272,18 +274,31 @@ def require_valid_platform(value: str | None) -> Platform | None:
 TRACKED_FILES = (config.STATE_FILE, config.ENV_FILE, f"{config.PROXY_CONFIG_DIR}/{config.PROXY_CONFIG_FILE}")
 
 
-def capture_pre_state(ctx: Context, engine: Engine, containers: list[ContainerInfo] | None = None) -> PreState:
-    ours = [c for c in (engine.containers() if containers is None else containers) if c.installation == ctx.project]
+def capture_pre_state(ctx: Context, engine: Engine | None, containers: list[ContainerInfo] | None = None) -> PreState:
+    """What an operation may need to undo. Without an engine (files-only changes), files only."""
     files = {}
     for name in TRACKED_FILES:
         content = config.read_bytes(ctx.home / name)
         files[name] = content.decode("utf-8") if content is not None else None
-    return PreState(container_ids=sorted(c.id for c in ours), networks=engine.networks(ctx.project), files=files)
+    if engine is None:
+        return PreState(files=files)
+    ours = [c for c in (engine.containers() if containers is None else containers) if c.installation == ctx.project]
+    return PreState(
+        container_ids=sorted(c.id for c in ours),
+        services=sorted({_service_key(c) for c in ours}),
+        running_services=sorted({_service_key(c) for c in ours if c.state == "running"}),
+        networks=engine.networks(ctx.project),
+        files=files,
+    )
+
+
+def _service_key(container: ContainerInfo) -> str:
+    return f"{container.project}/{container.service}"
 
 
 def begin(
     ctx: Context,
-    engine: Engine,
+    engine: Engine | None,
     operation: str,
     steps: list[str],
     platform: Platform | None,
@@ -324,8 +339,14 @@ def rollback(home: Path, engine: Engine, entry: JournalEntry) -> list[str]:
 
 
 def _remove_created(engine: Engine, entry: JournalEntry) -> list[str]:
+    """Remove containers of services that did not exist before; never a recreated one."""
     before = set(entry.pre_state.container_ids)
-    created = [c for c in engine.containers() if c.installation == entry.project and c.id not in before]
+    existed = set(entry.pre_state.services)
+    created = [
+        c
+        for c in engine.containers()
+        if c.installation == entry.project and c.id not in before and _service_key(c) not in existed
+    ]
     engine.remove_containers([c.id for c in created])
     new_networks = [n for n in engine.networks(entry.project) if n not in entry.pre_state.networks]
     engine.remove_networks(new_networks)
@@ -347,6 +368,20 @@ def _restore_files(home: Path, pre: PreState) -> list[str]:
             config.restore_file(path, wanted)
             restored.append(name)
     return restored
+
+
+def restore_previous(home: Path, engine: Engine, entry: JournalEntry, command: list[str]) -> str:
+    """After a failed change to a running stack, bring its previous configuration back up.
+
+    Compose may have recreated services before it failed (their old containers are
+    gone), so the files are restored first and compose reconciles to them.
+    """
+    core_running = [k for k in entry.pre_state.running_services if k.startswith(f"{entry.project}/")]
+    if not core_running:
+        return ""
+    ctx = load(home)
+    compose_for(ctx, ctx.state.platform or "cpu", command).up([k.split("/", 1)[1] for k in core_running])
+    return "brought the previous stack back up"
 
 
 def recover(home: Path, engine: Engine) -> str | None:
@@ -421,9 +456,10 @@ def extension_compose(
     labels = {"ollama-stack.installation": ctx.project, "ollama-stack.extension": extension.name}
     merged = compose.config()
     override: dict[str, object] = {"services": {name: {"labels": labels} for name in merged.get("services", {})}}
-    volumes = {name: {"labels": labels} for name, v in (merged.get("volumes") or {}).items() if not v.get("external")}
-    if volumes:
-        override["volumes"] = volumes
+    for kind in ("volumes", "networks"):
+        own = {name: {"labels": labels} for name, v in (merged.get(kind) or {}).items() if not v.get("external")}
+        if own:
+            override[kind] = own
     compose.files.append(config.write_run_file(ctx.home, f"ext-{extension.name}.labels.json", override))
     return compose
 
@@ -431,8 +467,17 @@ def extension_compose(
 def sync_proxy_config(ctx: Context) -> Path:
     """Regenerate mcpo's config from the enabled extensions; mcpo hot-reloads it."""
     found = extensions.discover(ctx.home)
-    servers = extensions.proxy_servers(ctx.state.enabled_extensions, found, config.read_env_values(ctx.home))
-    return config.write_proxy_config(ctx.home, servers)
+    values = config.read_env_values(ctx.home)
+    platform = ctx.state.platform
+    ready = [
+        name
+        for name in ctx.state.enabled_extensions
+        if (ext := found.get(name)) is not None
+        and ext.manifest is not None
+        and not extensions.missing_env(ext.manifest, values)
+        and (platform is None or platform in ext.manifest.platforms)
+    ]
+    return config.write_proxy_config(ctx.home, extensions.proxy_servers(ready, found, values))
 
 
 def restart_proxy(ctx: Context, engine: Engine) -> bool:
@@ -478,8 +523,12 @@ def stop_extension(ctx: Context, engine: Engine, name: str, command: list[str]) 
     found = extensions.discover(ctx.home).get(name)
     if found is not None and found.has_compose:
         platform = ctx.state.platform or "cpu"
-        result = extension_compose(ctx, found, platform, command).run("down", "--remove-orphans", "--timeout", "10")
-        if result.returncode == 0:
+        compose = extension_compose(ctx, found, platform, command, for_up=False)
+        try:
+            result = compose.run("down", "--remove-orphans", "--timeout", "10")
+        except StackError:
+            result = None
+        if result is not None and result.returncode == 0:
             return len(containers)
     # Its files are gone or broken: remove what carries its project label directly.
     engine.remove_containers([c.id for c in containers])

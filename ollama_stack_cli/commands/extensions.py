@@ -30,7 +30,8 @@ def _statuses(home: Path, output: Output) -> list[ExtensionStatus]:
 
 
 def _status_of(home: Path, name: str, output: Output) -> ExtensionStatus:
-    return next(s for s in _statuses(home, output) if s.name == name)
+    found = next((s for s in _statuses(home, output) if s.name == name), None)
+    return found or ExtensionStatus(name=name, enabled=False, state="absent", error="its folder is gone")
 
 
 # --- read-only --------------------------------------------------------------
@@ -52,8 +53,10 @@ def render_list(result: ExtensionList, output: Output) -> None:
     table = Table(box=None, pad_edge=False)
     for column in ("NAME", "ENABLED", "STATE", "VERSION", "SOURCE", "DESCRIPTION"):
         table.add_column(column, no_wrap=column != "DESCRIPTION")
+    from rich.markup import escape
+
     for ext in result.extensions:
-        description = ext.description if not ext.error else f"[red]{ext.error}[/red]"
+        description = escape(ext.description) if not ext.error else f"[red]{escape(ext.error)}[/red]"
         table.add_row(
             ext.name, "yes" if ext.enabled else "no", ext.state, ext.version or "-", ext.source or "-", description
         )
@@ -88,9 +91,9 @@ def render_info(document: dict[str, Any], output: Output) -> None:
     out = output.out
     out.print(f"[bold]{document['name']}[/bold] {document.get('version', '')}  [dim]({document['source']})[/dim]")
     if document.get("description"):
-        out.print(document["description"])
+        out.print(document["description"], markup=False)
     if document["error"]:
-        out.print(f"[red]invalid:[/red] {document['error']}")
+        out.print("invalid: " + document["error"], markup=False, style="red")
     rows = [
         ("enabled", "yes" if document["enabled"] else "no"),
         ("state", document["state"]),
@@ -128,7 +131,7 @@ def enable(home: Path, name: str, output: Output) -> ExtensionStatus:
     _require_ready(home, extension, ctx.state.platform)
     if name in ctx.state.enabled_extensions:
         output.progress(f"{name} is already enabled.")
-    journal = stack.begin(ctx, Engine(), f"extensions enable {name}", ["files"], ctx.state.platform)
+    journal = stack.begin(ctx, None, f"extensions enable {name}", ["files"], ctx.state.platform)
     try:
         with journal.step("files"):
             ctx.state = config.set_enabled_extensions(home, [*ctx.state.enabled_extensions, name])
@@ -186,12 +189,13 @@ def start(home: Path, name: str, output: Output) -> ExtensionStatus:
         return _status_of(home, name, output)
     engine = Engine()
     command = find_compose()
+    ctx.env = config.ensure_env(home)  # never hand compose a placeholder secret
     journal = stack.begin(ctx, engine, f"extensions start {name}", ["compose_up"], platform)
     try:
         with journal.step("compose_up"):
             output.progress(f"Starting extension {name}...")
             stack.start_extension(ctx, engine, extension, platform, command)
-    except (StackError, KeyboardInterrupt):
+    except BaseException:
         undone = stack.rollback(home, engine, journal.entry)
         journal.close()
         if undone:

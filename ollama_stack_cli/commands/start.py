@@ -73,8 +73,14 @@ def run(
                 compose.up()
         with journal.step("extensions_up"):
             _start_extensions(ctx, engine, decision.platform, compose_command, output)
-    except (StackError, KeyboardInterrupt) as exc:
+    except BaseException as exc:
         undone = stack.rollback(home, engine, journal.entry)
+        try:
+            restored = stack.restore_previous(home, engine, journal.entry, compose_command)
+        except StackError as again:
+            restored = f"could not bring the previous stack back up ({again.message}); run `ollama-stack start`"
+        if restored:
+            undone.append(restored)
         journal.close()
         if undone:
             output.progress(f"Rolled back: {'; '.join(undone)} (volumes kept).")
@@ -113,7 +119,11 @@ def _start_extensions(
             continue
         if extension.has_compose:
             output.progress(f"Starting extension {name}...")
-            stack.start_extension(ctx, engine, extension, platform, command)
+            try:
+                stack.start_extension(ctx, engine, extension, platform, command)
+            except StackError as exc:
+                # One broken extension must not take the core stack down with it.
+                output.warn(f"Extension {name!r} did not start: {exc.message} The stack runs without it.")
 
 
 def _platform(engine: Engine, forced: object) -> PlatformDecision:

@@ -66,8 +66,11 @@ def render_table(result: StackStatus, output: Output) -> None:
         ext_table = Table(box=None, pad_edge=False)
         for column in ("EXTENSION", "ENABLED", "STATE", "DESCRIPTION"):
             ext_table.add_column(column, no_wrap=column != "DESCRIPTION")
+        from rich.markup import escape
+
         for ext in result.extensions:
-            ext_table.add_row(ext.name, "yes" if ext.enabled else "no", ext.state, ext.error or ext.description or "-")
+            description = escape(ext.error or ext.description or "-")
+            ext_table.add_row(ext.name, "yes" if ext.enabled else "no", ext.state, description)
         output.out.print()
         output.out.print(ext_table)
     for warning in result.warnings:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from .. import stack
 from ..docker_client import Engine, find_compose
-from ..errors import StackError
 from ..output import Output
 from ..schemas import StackStatus
 
@@ -27,7 +26,7 @@ def run(home: Path, output: Output) -> StackStatus:
             command = find_compose()
             stack.stop_all_extensions(ctx, engine, command)  # first, so the network can go
             stack.compose_for(ctx, platform, command).down()
-    except StackError:
+    except BaseException:
         # Nothing to undo (removed containers cannot be brought back); stop again finishes it.
         journal.close()
         raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import extensions, stack
+from .. import config, extensions, stack
 from ..docker_client import Compose, Engine, find_compose
 from ..errors import StackError
 from ..output import Output, confirm
@@ -51,6 +51,9 @@ def run(home: Path, output: Output, yes: bool, timeout: float) -> UpdateReport:
         output.progress("Left the running services as they are; the new images are pulled.")
         return UpdateReport(project=ctx.project, changes=changes, recreated=[])
 
+    ctx.env = config.ensure_env(home)  # never hand compose a placeholder secret
+    for compose, _ in to_recreate.values():
+        compose.env = stack.compose_env(ctx)
     journal = stack.begin(ctx, engine, "update", ["recreate"], platform)
     try:
         with journal.step("recreate"):

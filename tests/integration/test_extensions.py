@@ -153,3 +153,31 @@ def test_extension_commands_refuse_hostile_names(stack_home: StackHome) -> None:
         result = stack_home.cli("extensions", "enable", name)
         assert result.code == 1 and "Invalid extension name" in result.stderr
     assert not (stack_home.path / ".ollama-stack.json").exists()
+
+
+def test_stop_works_when_an_extension_compose_file_broke(stack_running: StackHome) -> None:
+    home = stack_running
+    add_extension(home, "echo")
+    assert home.cli("extensions", "enable", "echo").code == 0
+    assert home.cli("extensions", "start", "echo").code == 0
+    (home.path / "extensions" / "echo" / "docker-compose.yml").write_text("services: [this is not compose\n")
+
+    stopped = home.cli("stop")
+
+    assert stopped.code == 0, stopped.stderr
+    assert home.containers() == [] and home.networks() == []
+
+
+def test_an_extension_that_fails_does_not_take_the_core_down(stack_home: StackHome) -> None:
+    add_extension(stack_home, "echo")
+    compose = stack_home.path / "extensions" / "echo" / "docker-compose.yml"
+    compose.write_text(compose.read_text().replace(STUB_IMAGE, "127.0.0.1:9/ostest-missing:none"))
+    assert stack_home.cli("extensions", "enable", "echo").code == 0
+
+    started = stack_home.cli("start", "--platform", "cpu", "--timeout", "60")
+
+    assert started.code == 0, started.stderr
+    assert "Extension 'echo' did not start" in started.stderr
+    status = stack_home.cli("status", "--json").json()
+    assert status["healthy"] is True
+    assert {e["name"]: e["state"] for e in status["extensions"]}["echo"] == "absent"

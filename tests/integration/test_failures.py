@@ -126,3 +126,27 @@ def test_gpu_the_engine_cannot_use_is_rolled_back(stack_home: StackHome, docker_
     assert stack_home.containers() == [] and stack_home.networks() == []
     assert volume.name in [v.name for v in stack_home.volumes()]
     assert not (stack_home.path / ".ollama-stack.json").exists()
+
+
+def test_failed_start_over_a_running_stack_brings_it_back(stack_running: StackHome) -> None:
+    result = stack_running.cli("start", "--platform", "nvidia")
+
+    assert result.code == 1
+    assert "NVIDIA" in _one_error_line(result.stderr)
+    assert "brought the previous stack back up" in result.stderr
+    status = stack_running.cli("status", "--json")
+    assert status.code == 0, status.stderr
+    data = status.json()
+    assert data["platform"] == "cpu" and data["healthy"] is True
+    assert {c.status for c in stack_running.containers()} == {"running"} and len(stack_running.containers()) == 3
+
+
+def test_bind_address_of_another_machine_is_one_clear_error(stack_home: StackHome) -> None:
+    env_file = stack_home.path / ".env"
+    env_file.write_text(env_file.read_text() + "BIND_ADDRESS=192.0.2.10\n")  # TEST-NET-1: never on this host
+
+    result = stack_home.cli("start", "--platform", "cpu")
+
+    assert result.code == 1
+    assert "not an address of this machine" in _one_error_line(result.stderr)
+    assert stack_home.containers() == []

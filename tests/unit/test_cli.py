@@ -37,7 +37,7 @@ def test_usage_error_is_exit_2_and_json_when_asked() -> None:
 
 def test_unknown_platform_is_refused() -> None:
     result = run("start", "--platform", "gpu")
-    assert result.returncode == 1 and "Unknown platform 'gpu'" in result.stderr
+    assert result.returncode == 2 and "Unknown platform 'gpu'" in result.stderr
 
 
 def _walk(command: object, path: str = "") -> dict[str, object]:

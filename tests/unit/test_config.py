@@ -129,3 +129,27 @@ def test_proxy_config_never_has_empty_servers(isolated_home: Path) -> None:
     servers = json.loads(path.read_text())["mcpServers"]
     assert list(servers) == ["ollama-stack"]
     assert (isolated_home / "mcpo" / config.BUILTIN_SERVER_FILE).is_file()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('WEBUI_PORT=9000\nGITHUB_TOKEN="ghp_secretvalue\nOTHER=1\n', "Line 2"),
+        ("MY-KEY=x\n", "Invalid key 'MY-KEY'"),
+    ],
+)
+def test_env_lines_compose_would_reject_are_refused_without_echoing(
+    isolated_home: Path, text: str, expected: str
+) -> None:
+    isolated_home.mkdir()
+    (isolated_home / ".env").write_text(text)
+    with pytest.raises(StackError) as info:
+        config.read_env(isolated_home)
+    assert expected in info.value.message and "ghp_secretvalue" not in info.value.message
+
+
+def test_env_rewrite_keeps_lines_with_unicode_separators(isolated_home: Path) -> None:
+    isolated_home.mkdir()
+    (isolated_home / ".env").write_text("MY_NOTE=a\u2028b\n")
+    config.ensure_env(isolated_home)
+    assert config.read_env_values(isolated_home)["MY_NOTE"] == "a\u2028b"
