@@ -396,14 +396,12 @@ class Compose:
         files: Sequence[Path],
         env: dict[str, str],
         project_dir: Path,
-        env_file: Path | None = None,
     ) -> None:
         self.command = command
         self.project = project
         self.files = list(files)
         self.env = env
         self.project_dir = project_dir
-        self.env_file = env_file
 
     def base_args(self) -> list[str]:
         args = [*self.command, "--project-name", self.project, "--project-directory", str(self.project_dir)]

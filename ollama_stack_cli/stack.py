@@ -88,7 +88,6 @@ def compose_for(ctx: Context, platform: Platform, command: list[str] | None = No
         files=config.compose_files(ctx.home, platform),
         env=compose_env(ctx),
         project_dir=ctx.home,
-        env_file=config.env_path(ctx.home),
     )
 
 
@@ -449,7 +448,6 @@ def extension_compose(
         files=files,
         env=compose_env(ctx),
         project_dir=folder,
-        env_file=config.env_path(ctx.home),
     )
     if not for_up:
         return compose
