@@ -92,6 +92,8 @@ def registry(docker_client: Any) -> Iterator[str]:
             for tag in image.tags:
                 if tag.startswith(f"127.0.0.1:{port}/"):
                     docker_client.images.remove(tag, force=True)
+        # Builds replaced by a newer push leave untagged images; only ours carry this label.
+        docker_client.images.prune(filters={"dangling": True, "label": "ollama-stack.test=1"})
 
 
 def publish(client: Any, registry: str, name: str, version: str) -> str:
@@ -99,7 +101,9 @@ def publish(client: Any, registry: str, name: str, version: str) -> str:
     reference = f"{registry}/{name}:test"
     context = Path(tempfile.mkdtemp(prefix="ostest-image-"))
     (context / "Dockerfile").write_text(f"FROM {STUB_IMAGE}\nLABEL ostest.version={version}\n")
-    image, _ = client.images.build(path=str(context), tag=reference, labels={"ollama-stack.test": "1"})
+    image, _ = client.images.build(
+        path=str(context), tag=reference, labels={"ollama-stack.test": "1"}, rm=True, forcerm=True
+    )
     client.images.push(reference)
     client.images.remove(reference, force=True)
     shutil.rmtree(context, ignore_errors=True)
