@@ -684,7 +684,14 @@ class Journal:
 
     @classmethod
     def begin(
-        cls, home: Path, operation: str, project: str, steps: list[str], pre_state: PreState, platform: str | None
+        cls,
+        home: Path,
+        operation: str,
+        project: str,
+        steps: list[str],
+        pre_state: PreState,
+        platform: str | None,
+        tracked: Sequence[str] = (),
     ) -> Journal:
         import uuid
 
@@ -697,6 +704,7 @@ class Journal:
             started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             steps=[JournalStep(name=name) for name in steps],
             pre_state=pre_state,
+            tracked=list(tracked),
         )
         journal = cls(home, entry)
         journal._write()
@@ -711,6 +719,7 @@ class Journal:
         yield
         pause_for_tests(self.home, f"{self.entry.operation}:{name}:end")
         self.entry.step(name).status = "done"
+        self.entry.written = {path: file_digest(self.home / path) for path in self.entry.tracked}
         self._write()
 
     def close(self) -> None:
@@ -742,6 +751,15 @@ class Journal:
             moved = path.with_name(f"{JOURNAL_FILE}.corrupt-{stamp}")
             os.replace(path, moved)
             raise CorruptJournal(moved, str(exc.errors()[0]["msg"])) from None
+
+
+def file_digest(path: Path) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def pause_for_tests(home: Path, point: str) -> None:

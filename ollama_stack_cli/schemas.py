@@ -363,6 +363,11 @@ class JournalEntry(BaseModel):
     started: str
     steps: list[JournalStep]
     pre_state: PreState
+    # Home files the operation may change, and their sha256 after its last completed
+    # step (None: absent). A rollback restores only files still exactly as written,
+    # so edits a user made after a crash are never overwritten.
+    tracked: list[str] = Field(default_factory=list)
+    written: dict[str, str | None] = Field(default_factory=dict)
 
     def step(self, name: str) -> JournalStep:
         return next(s for s in self.steps if s.name == name)

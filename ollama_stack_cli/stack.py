@@ -304,7 +304,7 @@ def begin(
     containers: list[ContainerInfo] | None = None,
 ) -> Journal:
     pre_state = capture_pre_state(ctx, engine, containers)
-    return Journal.begin(ctx.home, operation, ctx.project, steps, pre_state, platform)
+    return Journal.begin(ctx.home, operation, ctx.project, steps, pre_state, platform, TRACKED_FILES)
 
 
 # Steps `rollback` knows how to undo; others (recreate, stop) can only be reported.
@@ -329,9 +329,11 @@ def rollback(home: Path, engine: Engine, entry: JournalEntry) -> list[str]:
             if step.name in ("compose_up", "extensions_up"):
                 undone.extend(_remove_created(engine, entry))
             elif step.name == "files":
-                restored = _restore_files(home, entry.pre_state)
+                restored, kept = _restore_files(home, entry)
                 if restored:
                     undone.append(f"restored {', '.join(restored)}")
+                if kept:
+                    undone.append(f"left {', '.join(kept)} as edited since")
         return undone
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -357,16 +359,23 @@ def _remove_created(engine: Engine, entry: JournalEntry) -> list[str]:
     return undone
 
 
-def _restore_files(home: Path, pre: PreState) -> list[str]:
-    restored = []
-    for name, text in pre.files.items():
+def _restore_files(home: Path, entry: JournalEntry) -> tuple[list[str], list[str]]:
+    """Put tracked files back; one changed since the operation wrote it is left alone."""
+    from .docker_client import file_digest
+
+    restored, kept = [], []
+    for name, text in entry.pre_state.files.items():
         path = home / name
         current = config.read_bytes(path)
         wanted = text.encode("utf-8") if text is not None else None
-        if current != wanted:
-            config.restore_file(path, wanted)
-            restored.append(name)
-    return restored
+        if current == wanted:
+            continue
+        if name in entry.written and file_digest(path) != entry.written[name]:
+            kept.append(name)
+            continue
+        config.restore_file(path, wanted)
+        restored.append(name)
+    return restored, kept
 
 
 def restore_previous(home: Path, engine: Engine, entry: JournalEntry, command: list[str]) -> str:

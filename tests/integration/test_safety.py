@@ -175,3 +175,22 @@ def test_corrupt_journal_is_set_aside_and_reported(stack_home: StackHome) -> Non
     assert not (stack_home.path / "journal.json").exists()
     assert [p.name for p in stack_home.path.glob("journal.json.corrupt-*")]
     assert stack_home.cli("start", "--platform", "cpu", "--timeout", "60").code == 0
+
+
+def test_recovery_never_overwrites_a_file_edited_after_the_crash(stack_home: StackHome) -> None:
+    state_before = (stack_home.path / ".ollama-stack.json").exists()
+    proc = spawn(stack_home, "start", "--platform", "cpu", pause_at="start:compose_up")
+    wait_paused(stack_home, proc, "start:compose_up")
+    proc.kill()
+    proc.wait()
+    env_file = stack_home.path / ".env"
+    edited = env_file.read_text() + "MY_LATER_EDIT=keep-me\n"
+    env_file.write_text(edited)
+
+    status = stack_home.cli("status", "--json")
+
+    assert status.code == 3, status.stderr
+    note = status.json()["warnings"][0]
+    assert "left .env as edited since" in note
+    assert env_file.read_text() == edited
+    assert (stack_home.path / ".ollama-stack.json").exists() == state_before
