@@ -487,33 +487,38 @@ class Compose:
         return data
 
 
+# What compose says (lowercased substrings) -> what the user reads, the fix, the JSON code.
+KNOWN_COMPOSE_ERRORS: tuple[tuple[tuple[str, ...], str, str, str], ...] = (
+    (
+        ('could not select device driver "nvidia"', "nvidia-container-cli"),
+        "Docker cannot hand the NVIDIA GPU to Ollama (no NVIDIA runtime in the engine).",
+        "Install the NVIDIA Container Toolkit and restart Docker, or use --platform cpu.",
+        "gpu_unavailable",
+    ),
+    (
+        ("port is already allocated", "address already in use"),
+        "A port the stack publishes is already in use.",
+        "Free it or change OLLAMA_PORT / WEBUI_PORT / MCP_PROXY_PORT in the home's .env.",
+        "port_in_use",
+    ),
+    (
+        ("pull access denied", "manifest unknown", "not found: manifest", "no such host"),
+        "An image could not be pulled.",
+        "Check your network, or set OLLAMA_IMAGE / WEBUI_IMAGE / MCP_PROXY_IMAGE in the home's .env.",
+        "image_unavailable",
+    ),
+)
+
+
 def translate_compose_error(action: str, stderr: str) -> StackError:
     """Turn compose's output into one line the user can act on."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     text = "\n".join(lines)
     lowered = text.lower()
     tail = lines[-8:]
-    if 'could not select device driver "nvidia"' in lowered or "nvidia-container-cli" in lowered:
-        return StackError(
-            "Docker cannot hand the NVIDIA GPU to Ollama (no NVIDIA runtime in the engine).",
-            "Install the NVIDIA Container Toolkit and restart Docker, or use --platform cpu.",
-            slug="gpu_unavailable",
-            details=tail,
-        )
-    if "port is already allocated" in lowered or "address already in use" in lowered:
-        return StackError(
-            "A port the stack publishes is already in use.",
-            "Free it or change OLLAMA_PORT / WEBUI_PORT / MCP_PROXY_PORT in the home's .env.",
-            slug="port_in_use",
-            details=tail,
-        )
-    if any(m in lowered for m in ("pull access denied", "manifest unknown", "not found: manifest", "no such host")):
-        return StackError(
-            "An image could not be pulled.",
-            "Check your network, or set OLLAMA_IMAGE / WEBUI_IMAGE / MCP_PROXY_IMAGE in the home's .env.",
-            slug="image_unavailable",
-            details=tail,
-        )
+    for markers, message, hint, slug in KNOWN_COMPOSE_ERRORS:
+        if any(marker in lowered for marker in markers):
+            return StackError(message, hint, slug=slug, details=tail)
     if "cannot connect to the docker daemon" in lowered or "is the docker daemon running" in lowered:
         return docker_unavailable("Cannot connect to the Docker engine: is it running?", ENGINE_HINT)
     last = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
