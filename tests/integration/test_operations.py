@@ -9,6 +9,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,80 +114,85 @@ def publish(client: Any, registry: str, name: str, version: str) -> str:
 IMAGE_KEYS = (("OLLAMA_IMAGE", "ollama"), ("WEBUI_IMAGE", "webui"), ("MCP_PROXY_IMAGE", "proxy"))
 
 
-def registry_home(tmp_path: Path, client: Any, registry: str) -> StackHome:
-    """A home whose three images come from the registry, each under its own name."""
+@dataclass
+class RegistryStack:
+    """A running stack whose three images come from the local registry, each under its own name."""
+
+    home: StackHome
+    tag: str
+    registry: str
+
+    def publish_new(self, name: str) -> str:
+        return publish(self.home.client, self.registry, f"{self.tag}-{name}", "2")
+
+
+@pytest.fixture
+def registry_stack_running(tmp_path: Path, docker_client: Any, registry: str) -> Iterator[RegistryStack]:
     tag = f"t{uuid.uuid4().hex[:8]}"
-    home = make_home(tmp_path, client)
-    text = home.env_text()
-    for key, name in IMAGE_KEYS:
-        publish(client, registry, f"{tag}-{name}", "1")
-        text = text.replace(f"{key}={STUB_IMAGE}", f"{key}={registry}/{tag}-{name}:test")
-    (home.path / ".env").write_text(text)
-    home.extra_env["_TAG"] = tag
-    return home
+    home = make_home(tmp_path, docker_client)
+    try:
+        text = home.env_text()
+        for key, name in IMAGE_KEYS:
+            publish(docker_client, registry, f"{tag}-{name}", "1")
+            text = text.replace(f"{key}={STUB_IMAGE}", f"{key}={registry}/{tag}-{name}:test")
+        (home.path / ".env").write_text(text)
+        assert home.cli("start", "--platform", "cpu", "--timeout", "60").code == 0
+        yield RegistryStack(home=home, tag=tag, registry=registry)
+    finally:
+        home.cleanup()
 
 
 def container_ids(home: StackHome) -> dict[str, str]:
     return {c.labels["com.docker.compose.service"]: c.id for c in home.containers()}
 
 
-def test_update_recreates_only_what_changed(tmp_path: Path, docker_client: Any, registry: str) -> None:
-    home = registry_home(tmp_path, docker_client, registry)
-    try:
-        assert home.cli("start", "--platform", "cpu", "--timeout", "60").code == 0
-        before = container_ids(home)
-        new_id = publish(docker_client, registry, f"{home.extra_env['_TAG']}-webui", "2")
+def test_update_recreates_only_what_changed(registry_stack_running: RegistryStack, docker_client: Any) -> None:
+    home = registry_stack_running.home
+    before = container_ids(home)
+    new_id = registry_stack_running.publish_new("webui")
 
-        result = home.cli("update", "--yes", "--json")
+    result = home.cli("update", "--yes", "--json")
 
-        assert result.code == 0, result.stderr
-        report = result.json()
-        assert report["recreated"] == ["webui"]
-        change = next(c for c in report["changes"] if c["service"] == "webui")
-        assert change["new_id"] == new_id.removeprefix("sha256:")[:12] and change["old_id"] != change["new_id"]
-        after = container_ids(home)
-        assert after["webui"] != before["webui"]
-        assert after["ollama"] == before["ollama"] and after["mcp_proxy"] == before["mcp_proxy"]
-        webui = docker_client.containers.get(after["webui"])
-        assert webui.image.id == new_id and webui.status == "running"
+    assert result.code == 0, result.stderr
+    report = result.json()
+    assert report["recreated"] == ["webui"]
+    change = next(c for c in report["changes"] if c["service"] == "webui")
+    assert change["new_id"] == new_id.removeprefix("sha256:")[:12] and change["old_id"] != change["new_id"]
+    after = container_ids(home)
+    assert after["webui"] != before["webui"]
+    assert after["ollama"] == before["ollama"] and after["mcp_proxy"] == before["mcp_proxy"]
+    webui = docker_client.containers.get(after["webui"])
+    assert webui.image.id == new_id and webui.status == "running"
 
-        again = home.cli("update", "--yes", "--json")
-        assert again.code == 0 and again.json()["recreated"] == []
-    finally:
-        home.cleanup()
+    again = home.cli("update", "--yes", "--json")
+    assert again.code == 0 and again.json()["recreated"] == []
 
 
-def test_failed_pull_leaves_the_running_stack_untouched(tmp_path: Path, docker_client: Any, registry: str) -> None:
-    home = registry_home(tmp_path, docker_client, registry)
-    try:
-        assert home.cli("start", "--platform", "cpu", "--timeout", "60").code == 0
-        before = container_ids(home)
-        publish(docker_client, registry, f"{home.extra_env['_TAG']}-webui", "2")
-        env_file = home.path / ".env"
-        env_file.write_text(env_file.read_text().replace(f"{home.extra_env['_TAG']}-ollama:test", "missing:test"))
+def test_failed_pull_leaves_the_running_stack_untouched(registry_stack_running: RegistryStack) -> None:
+    home = registry_stack_running.home
+    before = container_ids(home)
+    registry_stack_running.publish_new("webui")
+    env_file = home.path / ".env"
+    env_file.write_text(env_file.read_text().replace(f"{registry_stack_running.tag}-ollama:test", "missing:test"))
 
-        result = home.cli("update", "--yes")
+    result = home.cli("update", "--yes")
 
-        assert result.code == 1
-        assert "Pulling failed" in result.stderr and "ollama" in result.stderr
-        assert container_ids(home) == before
-        assert {c.status for c in home.containers()} == {"running"}
-        assert not (home.path / "journal.json").exists()
-    finally:
-        home.cleanup()
+    assert result.code == 1
+    assert "Pulling failed" in result.stderr and "ollama" in result.stderr
+    assert container_ids(home) == before
+    assert {c.status for c in home.containers()} == {"running"}
+    assert not (home.path / "journal.json").exists()
 
 
-def test_update_without_a_terminal_needs_yes(tmp_path: Path, docker_client: Any, registry: str) -> None:
-    home = registry_home(tmp_path, docker_client, registry)
-    try:
-        assert home.cli("start", "--platform", "cpu", "--timeout", "60").code == 0
-        before = container_ids(home)
-        publish(docker_client, registry, f"{home.extra_env['_TAG']}-proxy", "2")
-        result = home.cli("update")
-        assert result.code == 2 and "--yes" in result.stderr
-        assert container_ids(home) == before
-    finally:
-        home.cleanup()
+def test_update_without_a_terminal_needs_yes(registry_stack_running: RegistryStack) -> None:
+    home = registry_stack_running.home
+    before = container_ids(home)
+    registry_stack_running.publish_new("proxy")
+
+    result = home.cli("update")
+
+    assert result.code == 2 and "--yes" in result.stderr
+    assert container_ids(home) == before
 
 
 # --- uninstall ------------------------------------------------------------------
