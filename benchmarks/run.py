@@ -318,6 +318,22 @@ class Bench:
                 f"The stub image {STUB_IMAGE} is missing. Build it first:\n    bash {REPO / 'tests/images/build.sh'}"
             ) from None
         run_cmd([self.docker, "compose", "version"], self.root)
+        self.compile_package()
+
+    def compile_package(self) -> None:
+        """Byte-compile the CLI's sources, as `pip install` does for a user's install.
+
+        The dev venv installs the package editable, and where PYTHONDONTWRITEBYTECODE
+        is set (as on the CI machines) Python never caches its bytecode: every run
+        would recompile ~4000 lines, a cost no installed copy pays.
+        """
+        import compileall
+
+        import ollama_stack_cli
+
+        package = Path(ollama_stack_cli.__file__).parent
+        if not compileall.compile_dir(str(package), quiet=1):
+            raise BenchError(f"Could not byte-compile {package}.")
 
     def home(self, role: str, **kwargs: Any) -> Home:
         project = f"bench-{self.run_id}-{role}"
@@ -430,6 +446,7 @@ class Bench:
         cwd = self.root
         hc = self.home("start")
         hf = self.home("floor", floor=True)
+        ht = self.home("typerfloor", floor=True)
         settle = 0.5  # let the engine finish tearing down before the next start
 
         cli_stop = self.add(
@@ -461,6 +478,10 @@ class Bench:
             compose_down.measure()
             time.sleep(settle)
 
+        def down_typer_floor() -> None:
+            run_cmd(self.compose(ht, "down", "--timeout", "10"), cwd)
+            time.sleep(settle)
+
         up = self.compose(hf, "up", "-d")
         endpoints = hf.endpoints()
 
@@ -480,10 +501,24 @@ class Bench:
                 raise BenchError(f"ollama-stack start returned before {pending} answered")
             return ms
 
+        typer_floor = [self.py, str(FLOOR), "start", "--project", ht.project, "--env-file", str(ht.path / ".env")]
+        typer_floor += ["--file", str(COMPOSE_FILE)]
+        for port, path in ht.endpoints():
+            typer_floor += ["--wait", f"http://127.0.0.1:{port}{path}"]
+
         group = [
             self.add(Contender("cli_start", "`ollama-stack start` to healthy", "start", cli_start, stop_cli)),
             self.add(
                 Contender("floor_start", "`docker compose up -d` + poll every 50 ms", "start", floor_start, down_floor)
+            ),
+            self.add(
+                Contender(
+                    "typer_floor_start",
+                    "floor `start` (the same, in a minimal Typer app)",
+                    "start",
+                    timed_cmd(typer_floor, cwd),
+                    down_typer_floor,
+                )
             ),
         ]
         if not self.args.quick:
@@ -501,7 +536,7 @@ class Bench:
         # Warm-up: first start creates volumes (and the CLI home's secrets); both keep
         # volumes afterwards, so every measured start is "from stopped, volumes kept".
         log("[start] warm-up (first start of each project, not counted)")
-        for c in group[:2]:
+        for c in group[:3]:
             c.measure()
             c.after()  # type: ignore[misc]
         recording["on"] = True
@@ -630,7 +665,9 @@ COMPARISONS: list[tuple[str, str, float | None]] = [
     ("cli_status_table", "floor_status0", None),
     ("floor_status20", "floor_status0", None),  # same work twice: shows the run's noise
     ("cli_start", "floor_start", GOAL),
+    ("cli_start", "typer_floor_start", None),
     ("cli_start", "compose_wait", None),
+    ("typer_floor_start", "floor_start", None),  # what a Typer process costs before any work
     ("cli_stop", "compose_down", None),
 ]
 PLAIN = {
@@ -640,6 +677,7 @@ PLAIN = {
     "floor_status20": "floor",
     "compose_ps": "reference",
     "floor_start": "floor",
+    "typer_floor_start": "info",
     "compose_wait": "reference",
     "compose_down": "reference",
 }
@@ -655,6 +693,7 @@ ORDER = [
     "compose_ps",
     "cli_start",
     "floor_start",
+    "typer_floor_start",
     "compose_wait",
     "cli_stop",
     "compose_down",
