@@ -17,7 +17,7 @@ before any work is done. It is an informational row; the goal stays the bare flo
     python benchmarks/floor.py --help
     python benchmarks/floor.py status --project bench-x
     python benchmarks/floor.py start --project bench-x --env-file H/.env \\
-        --file docker-compose.yml --wait http://127.0.0.1:PORT/api/version ...
+        --file docker-compose.yml --wait PORT/api/version ...
 """
 
 import json
@@ -47,38 +47,19 @@ def start(
     project: str = typer.Option(..., "--project", help="Compose project name."),
     env_file: str = typer.Option(..., "--env-file", help="The .env compose reads."),
     file: str = typer.Option(..., "--file", help="The compose file."),
-    wait: list[str] = typer.Option(..., "--wait", help="A URL to poll until it answers below 400."),
+    wait: list[str] = typer.Option(..., "--wait", help="PORT/PATH on 127.0.0.1 to poll until it answers below 400."),
 ) -> None:
-    """`docker compose up -d`, then poll every URL each 50 ms until all answer."""
+    """`docker compose up -d`, then poll every endpoint each 50 ms until all answer."""
     import subprocess
-    import time
+
+    from probe import poll  # here, like docker above: the `--help` floor must not pay for it
 
     base = ["docker", "compose", "--project-name", project, "--env-file", env_file, "-f", file]
     subprocess.run([*base, "up", "-d"], check=True, capture_output=True)
-    pending = list(wait)
-    while pending:
-        pending = [url for url in pending if not _answers(url)]
-        if pending:
-            time.sleep(0.05)
+    targets = [(int(port), "/" + path) for port, _, path in (w.partition("/") for w in wait)]
+    if poll(targets, timeout=180.0):
+        raise typer.Exit(1)
     typer.echo("ready")
-
-
-def _answers(url: str) -> bool:
-    """One GET, as the benchmark's own floor polls: any answer below 400 counts."""
-    import http.client  # here, like docker above: the `--help` floor must not pay for it
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=1.0)
-    try:
-        conn.request("GET", parts.path or "/")
-        response = conn.getresponse()
-        response.read()
-        return response.status < 400
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ FAILs), 2 setup error, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
@@ -40,6 +39,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from probe import POLL_INTERVAL, poll, probe
+
 REPO = Path(__file__).resolve().parents[1]
 FLOOR = REPO / "benchmarks" / "floor.py"
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -47,7 +48,6 @@ STUB_IMAGE = "ollama-stack-test/stub:latest"
 LABEL = "ollama-stack.installation"
 COMPOSE_LABEL = "com.docker.compose.project"
 GOAL = 1.2
-POLL_INTERVAL = 0.05  # the start floor polls every 50 ms
 START_TIMEOUT = 180.0
 EXTENSIONS = 20
 # (service, .env key of its host port, path that answers when it is up)
@@ -217,30 +217,10 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
         pass
 
 
-def probe(port: int, path: str) -> bool:
-    """One GET on 127.0.0.1; any answer below 400 counts (the CLI's rule too)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        response.read()
-        return response.status < 400
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
 def wait_endpoints(targets: list[tuple[int, str]], timeout: float = START_TIMEOUT) -> None:
-    pending = list(targets)
-    deadline = time.monotonic() + timeout
-    while True:
-        pending = [t for t in pending if not probe(*t)]
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            raise BenchError(f"endpoints never answered: {pending}")
-        time.sleep(POLL_INTERVAL)
+    pending = poll(targets, timeout)
+    if pending:
+        raise BenchError(f"endpoints never answered: {pending}")
 
 
 @dataclass
@@ -504,7 +484,7 @@ class Bench:
         typer_floor = [self.py, str(FLOOR), "start", "--project", ht.project, "--env-file", str(ht.path / ".env")]
         typer_floor += ["--file", str(COMPOSE_FILE)]
         for port, path in ht.endpoints():
-            typer_floor += ["--wait", f"http://127.0.0.1:{port}{path}"]
+            typer_floor += ["--wait", f"{port}{path}"]
 
         group = [
             self.add(Contender("cli_start", "`ollama-stack start` to healthy", "start", cli_start, stop_cli)),
