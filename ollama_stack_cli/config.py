@@ -156,6 +156,15 @@ def set_enabled_extensions(home: Path, names: list[str]) -> StackState:
     return state
 
 
+def set_openwebui_tool_servers(home: Path, names: list[str]) -> StackState:
+    """Record which extensions Open WebUI now holds as tool servers (after a sync)."""
+    state = read_state(home)
+    if state.openwebui_tool_servers != sorted(names):
+        state.openwebui_tool_servers = sorted(names)
+        write_state(home, state)
+    return state
+
+
 def read_bytes(path: Path) -> bytes | None:
     """Raw contents of a home file, for the journal's undo record (None: absent)."""
     try:

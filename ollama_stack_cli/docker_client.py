@@ -106,6 +106,63 @@ class Engine:
         data = self._request("GET", f"/images/{quote(reference, safe='')}/json", missing_ok=True)
         return str(data["Id"]) if data else None
 
+    def pull(self, reference: str, on_progress: Callable[[PullProgress], None]) -> None:
+        """Pull one image, reporting bytes done/total over its layers as the engine sends them.
+
+        A registry's refusal (unknown image, no access, no network) is a StackError
+        carrying the registry's own words, so the user reads why, not just that.
+        """
+        progress = PullProgress(image=reference)
+        failure: list[str] = []
+
+        def on_event(event: dict[str, Any]) -> None:
+            if event.get("error"):
+                failure.append(str(event.get("errorDetail", {}).get("message") or event["error"]))
+                return
+            if progress.update(event):
+                on_progress(progress)
+
+        name, tag = split_reference(reference)
+        query = {"fromImage": name, "tag": tag}
+        if not self._resolved:
+            self._socket = local_socket()
+            self._resolved = True
+        if self._socket is not None:
+
+            def on_line(line: bytes) -> None:
+                try:
+                    on_event(json.loads(line))
+                except ValueError:
+                    pass
+
+            status, body = _socket_request(self._socket, "POST", "/images/create", query, on_line)
+            if status >= 400:
+                try:
+                    failure.append(str(json.loads(body).get("message", "")))
+                except ValueError:
+                    failure.append(body.decode("utf-8", "replace").strip())
+        else:
+            failure.extend(self._sdk_pull(name, tag, on_event))
+        if failure:
+            raise StackError(f"Could not pull {reference}: {failure[0] or 'the registry refused'}.", slug="pull_failed")
+        progress.done = True
+        on_progress(progress)
+
+    def _sdk_pull(self, name: str, tag: str, on_event: Callable[[dict[str, Any]], None]) -> list[str]:
+        import docker.errors
+        import requests.exceptions
+
+        if self._sdk is None:
+            self._sdk = _connect()
+        try:
+            for event in self._sdk.api.pull(name, tag=tag, stream=True, decode=True):
+                on_event(event)
+        except docker.errors.APIError as exc:
+            return [str(exc.explanation or exc)]
+        except requests.exceptions.ConnectionError as exc:
+            raise _translate(exc) from exc
+        return []
+
     def remove_containers(self, ids: Sequence[str]) -> None:
         """Force-remove containers; their named volumes are left alone. Already gone is fine."""
         for container_id in ids:
@@ -176,6 +233,53 @@ class Engine:
         return response.status_code, response.content
 
 
+def split_reference(reference: str) -> tuple[str, str]:
+    """`registry:5000/name:tag` -> (`registry:5000/name`, `tag`); a digest stays whole; no tag is latest."""
+    if "@" in reference:
+        name, digest = reference.split("@", 1)
+        return name, digest
+    last = reference.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, tag = reference.rsplit(":", 1)
+        return name, tag
+    return reference, "latest"
+
+
+class PullProgress:
+    """Bytes done and to do over an image's layers, from the engine's pull events."""
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        self.layers: dict[str, tuple[int, int]] = {}
+        self.done = False
+        self.status = "waiting"
+
+    @property
+    def completed(self) -> int:
+        return sum(done for done, _ in self.layers.values())
+
+    @property
+    def total(self) -> int:
+        return sum(total for _, total in self.layers.values())
+
+    def update(self, event: dict[str, Any]) -> bool:
+        """Take one event; True when the numbers or the status changed."""
+        layer = event.get("id")
+        status = str(event.get("status") or "")
+        detail = event.get("progressDetail") or {}
+        if not layer or not status or status.startswith(("Pulling from", "Digest:", "Status:")):
+            return False
+        done, total = self.layers.get(layer, (0, 0))
+        if status == "Downloading" and detail.get("total"):
+            done, total = int(detail.get("current") or 0), int(detail["total"])
+        elif status in ("Download complete", "Pull complete", "Already exists", "Extracting", "Verifying Checksum"):
+            done = total
+        self.status = status
+        changed = self.layers.get(layer) != (done, total)
+        self.layers[layer] = (done, total)
+        return changed
+
+
 def _filters(label: str) -> str:
     return json.dumps({"label": [label]})
 
@@ -220,10 +324,9 @@ def _context_socket(name: str) -> str | None:
     return host[len("unix://") :] if isinstance(host, str) and host.startswith("unix://") else None
 
 
-def _socket_request(socket_path: str, method: str, path: str, query: dict[str, str] | None) -> tuple[int, bytes]:
+def _unix_connection(socket_path: str) -> Any:
     import http.client
     import socket
-    from urllib.parse import urlencode
 
     class _UnixConnection(http.client.HTTPConnection):
         def connect(self) -> None:
@@ -236,13 +339,30 @@ def _socket_request(socket_path: str, method: str, path: str, query: dict[str, s
                 raise
             self.sock = sock
 
-    timeout = float(os.environ.get("DOCKER_CLIENT_TIMEOUT", "60"))
-    conn = _UnixConnection("localhost", timeout=timeout)
+    return _UnixConnection("localhost", timeout=float(os.environ.get("DOCKER_CLIENT_TIMEOUT", "60")))
+
+
+def _socket_request(
+    socket_path: str,
+    method: str,
+    path: str,
+    query: dict[str, str] | None,
+    on_line: Callable[[bytes], None] | None = None,
+) -> tuple[int, bytes]:
+    """One request over the engine's unix socket; with `on_line`, a streamed body is fed line by line."""
+    import http.client
+    from urllib.parse import urlencode
+
+    conn = _unix_connection(socket_path)
     url = path + ("?" + urlencode(query) if query else "")
     try:
         conn.request(method, url, headers={"Host": "docker", "User-Agent": "ollama-stack"})
         response = conn.getresponse()
-        return response.status, response.read()
+        if on_line is None or response.status >= 400:
+            return response.status, response.read()
+        for line in response:
+            on_line(line)
+        return response.status, b""
     except OSError as exc:
         raise docker_unavailable(
             f"Cannot connect to the Docker engine at unix://{socket_path}: is it running? ({_short(exc)})",
@@ -422,12 +542,22 @@ class Compose:
         base = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
         return {**base, **self.env}
 
-    def run(self, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, timeout: float | None = None, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run compose with captured, scrubbed output; `stdin` is fed to the process (never argv)."""
         full = [*self.base_args(), *args]
-        log.debug("running %s", " ".join(full[:2] + list(args)))
+        log.debug("running %s", " ".join(full[:2] + list(args[:3])))
         try:
             result = subprocess.run(
-                full, capture_output=True, text=True, env=self.process_env(), timeout=timeout, check=False
+                full,
+                capture_output=True,
+                text=True,
+                env=self.process_env(),
+                timeout=timeout,
+                check=False,
+                input=stdin,
+                stdin=None if stdin is not None else subprocess.DEVNULL,
             )
         except FileNotFoundError as exc:
             raise docker_unavailable(f"Cannot run {full[0]}.", COMPOSE_HINT) from exc
@@ -465,6 +595,19 @@ class Compose:
         result = self.run("down", "--remove-orphans", "--timeout", "10")
         if result.returncode != 0:
             raise translate_compose_error("down", result.stderr)
+
+    def exec(
+        self, service: str, argv: Sequence[str], *, stdin: str, workdir: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a program inside a running service's container, data on its stdin.
+
+        Secrets travel on stdin: an argument list would show them in `ps` and in
+        `docker inspect` of the exec.
+        """
+        args = ["exec", "-T"]
+        if workdir:
+            args += ["--workdir", workdir]
+        return self.run(*args, service, *argv, timeout=timeout, stdin=stdin)
 
     def logs(self, service: str | None = None, tail: int = 20) -> str:
         args = ["logs", "--no-color", "--tail", str(tail)]

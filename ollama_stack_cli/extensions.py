@@ -20,7 +20,6 @@ from .schemas import EXTENSION_NAME_PATTERN, Extension, ExtensionManifest, Platf
 
 MANIFEST = "mcp-config.json"
 COMPOSE = "docker-compose.yml"
-PROXY_CONTAINER_PORT = 8000
 
 
 def validate_name(name: str) -> str:
@@ -140,18 +139,3 @@ def proxy_servers(
             entry = {"type": mcp.transport, "url": mcp.url}
         servers[name] = entry
     return servers
-
-
-def tool_server_connections(enabled: list[str], api_key: str) -> list[dict[str, Any]]:
-    """Open WebUI global tool servers: one per extension, at the proxy's `/<name>`."""
-    return [
-        {
-            "url": f"http://mcp_proxy:{PROXY_CONTAINER_PORT}/{name}",
-            "path": "openapi.json",
-            "auth_type": "bearer",
-            "key": api_key,
-            "config": {"enable": True},
-            "info": {"name": name},
-        }
-        for name in enabled
-    ]

@@ -331,8 +331,9 @@ def _extension_change(action: str, name: str, json_: bool) -> None:
 
 @extensions_app.command("enable")
 def extensions_enable(name: ExtensionName, json_: JsonOption = False) -> None:
-    """Enable an extension: the proxy serves its tools at /NAME from now on.
+    """Enable an extension: the proxy serves its tools at /NAME, and Open WebUI offers them.
 
+    Open WebUI gets it as a tool server at once when it runs, else at the next start.
     Example: ollama-stack extensions enable time
     """
     _extension_change("enable", name, json_)
@@ -340,8 +341,24 @@ def extensions_enable(name: ExtensionName, json_: JsonOption = False) -> None:
 
 @extensions_app.command("disable")
 def extensions_disable(name: ExtensionName, json_: JsonOption = False) -> None:
-    """Disable an extension, stopping its containers first (volumes kept)."""
+    """Disable an extension, stopping its containers first (volumes kept); Open WebUI drops it."""
     _extension_change("disable", name, json_)
+
+
+@extensions_app.command("sync")
+def extensions_sync(json_: JsonOption = False) -> None:
+    """Make Open WebUI's tool servers match the enabled extensions now.
+
+    Start and enable/disable do this by themselves; use it when `check` reports drift
+    (an admin removed an entry, or Open WebUI was not answering at the time).
+    Entries an admin added by hand are never touched.
+    """
+    from .commands import extensions as cmd
+
+    STATE.output.json_mode = json_
+    with changing("extensions sync") as home:
+        result = cmd.sync(home, STATE.output)
+    cmd.render_sync(result, STATE.output)
 
 
 @extensions_app.command("start")

@@ -22,6 +22,7 @@ class BaseModel(_PydanticModel):
 
 
 Platform = Literal["cpu", "nvidia", "apple"]
+Visibility = Literal["all", "admins"]
 Health = Literal["healthy", "unhealthy", "starting", "none"]
 PLATFORMS: tuple[Platform, ...] = ("cpu", "nvidia", "apple")
 
@@ -40,6 +41,7 @@ class ServiceSpec(BaseModel):
 
     name: str
     port_key: str
+    image_key: str
     default_port: int
     container_port: int
     health_path: str
@@ -49,14 +51,23 @@ CORE_SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         name="ollama",
         port_key="OLLAMA_PORT",
+        image_key="OLLAMA_IMAGE",
         default_port=11434,
         container_port=11434,
         health_path="/api/version",
     ),
-    ServiceSpec(name="webui", port_key="WEBUI_PORT", default_port=8080, container_port=8080, health_path="/health"),
+    ServiceSpec(
+        name="webui",
+        port_key="WEBUI_PORT",
+        image_key="WEBUI_IMAGE",
+        default_port=8080,
+        container_port=8080,
+        health_path="/health",
+    ),
     ServiceSpec(
         name="mcp_proxy",
         port_key="MCP_PROXY_PORT",
+        image_key="MCP_PROXY_IMAGE",
         default_port=8200,
         container_port=8000,
         health_path="/openapi.json",
@@ -76,6 +87,9 @@ class StackState(BaseModel):
     schema_version: Literal[1] = 1
     platform: Platform | None = None
     enabled_extensions: list[str] = Field(default_factory=list)
+    # Extensions the CLI last made Open WebUI's tool servers (None: never synced).
+    # A start compares it with `enabled_extensions` to know whether Open WebUI lags.
+    openwebui_tool_servers: list[str] | None = None
 
 
 class StackEnv(BaseModel):
@@ -97,6 +111,7 @@ class StackEnv(BaseModel):
     BIND_ADDRESS: str = "127.0.0.1"
     WEBUI_SECRET_KEY: str = ""
     MCP_PROXY_API_KEY: str = ""
+    EXTENSIONS_VISIBLE_TO: Visibility = "all"
 
     @field_validator("PROJECT_NAME")
     @classmethod
@@ -140,6 +155,10 @@ class StackEnv(BaseModel):
     def port_of(self, service: ServiceSpec) -> int:
         port: int = getattr(self, service.port_key)
         return port
+
+    def image_of(self, service: ServiceSpec) -> str:
+        image: str = getattr(self, service.image_key)
+        return image
 
     @property
     def is_loopback(self) -> bool:
@@ -410,3 +429,25 @@ class UninstallReport(BaseModel):
     removed_networks: list[str]
     removed_volumes: list[str]
     kept_volumes: list[str]
+
+
+ToolServerOutcome = Literal["synced", "unchanged", "pending", "failed"]
+
+
+class ToolServerSync(BaseModel):
+    """What syncing (or checking) Open WebUI's tool servers found and did.
+
+    `held` is what Open WebUI held of ours before; `added`/`removed`/`updated` are the
+    changes made (or, when checking, the changes a sync would make).
+    """
+
+    outcome: ToolServerOutcome
+    held: list[str] = Field(default_factory=list)
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    detail: str = ""
+
+    @property
+    def drift(self) -> bool:
+        return bool(self.added or self.removed or self.updated)

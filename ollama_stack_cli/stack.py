@@ -6,7 +6,6 @@ prints nor parses options.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from .docker_client import Compose, CorruptJournal, Engine, Journal, find_compos
 from .errors import ExitCode, StackError
 from .schemas import (
     CORE_SERVICES,
-    EXTENSION_NAME_PATTERN,
     SECRET_KEYS,
     ContainerInfo,
     Extension,
@@ -31,6 +29,7 @@ from .schemas import (
     StackEnv,
     StackState,
     StackStatus,
+    ToolServerSync,
 )
 
 
@@ -68,10 +67,6 @@ def compose_env(ctx: Context) -> dict[str, str]:
         # `down` and `logs` must parse the file before the secrets exist; `start`
         # generates them before `up`, so this placeholder never reaches a container.
         values[key] = values.get(key) or "not-generated"
-    enabled = [name for name in ctx.state.enabled_extensions if EXTENSION_NAME_PATTERN.match(name)]
-    values["TOOL_SERVER_CONNECTIONS"] = json.dumps(
-        extensions.tool_server_connections(enabled, values["MCP_PROXY_API_KEY"])
-    )
     values["STACK_NETWORK"] = core_network(ctx)
     return values
 
@@ -471,12 +466,10 @@ def extension_compose(
     return compose
 
 
-def sync_proxy_config(ctx: Context) -> Path:
-    """Regenerate mcpo's config from the enabled extensions; mcpo hot-reloads it."""
-    found = extensions.discover(ctx.home)
-    values = config.read_env_values(ctx.home)
+def ready_extensions(ctx: Context, found: dict[str, Extension], values: dict[str, str]) -> list[str]:
+    """Enabled extensions the proxy can serve: valid, meant for this platform, .env keys set."""
     platform = ctx.state.platform
-    ready = [
+    return [
         name
         for name in ctx.state.enabled_extensions
         if (ext := found.get(name)) is not None
@@ -484,7 +477,53 @@ def sync_proxy_config(ctx: Context) -> Path:
         and not extensions.missing_env(ext.manifest, values)
         and (platform is None or platform in ext.manifest.platforms)
     ]
+
+
+def sync_proxy_config(ctx: Context) -> Path:
+    """Regenerate mcpo's config from the enabled extensions; mcpo hot-reloads it."""
+    found = extensions.discover(ctx.home)
+    values = config.read_env_values(ctx.home)
+    ready = ready_extensions(ctx, found, values)
     return config.write_proxy_config(ctx.home, extensions.proxy_servers(ready, found, values))
+
+
+# --- Open WebUI's tool servers ------------------------------------------------
+
+
+def wanted_tool_servers(ctx: Context) -> list[str]:
+    """The extensions Open WebUI should offer: exactly those the proxy serves."""
+    return ready_extensions(ctx, extensions.discover(ctx.home), config.read_env_values(ctx.home))
+
+
+def tool_servers_lag(ctx: Context) -> bool:
+    """Whether Open WebUI may not hold what it should, as far as the CLI last knew."""
+    synced = ctx.state.openwebui_tool_servers
+    wanted = wanted_tool_servers(ctx)
+    return sorted(wanted) != sorted(synced or [])
+
+
+def webui_running(ctx: Context, containers: list[ContainerInfo]) -> bool:
+    return any(c.project == ctx.project and c.service == "webui" and c.state == "running" for c in containers)
+
+
+def sync_tool_servers(ctx: Context, command: list[str] | None = None, *, write: bool = True) -> ToolServerSync:
+    """Make Open WebUI's tool servers match the served extensions (or, without `write`, compare).
+
+    Never raises for Open WebUI's sake: a failure comes back as outcome "failed" with
+    the reason, for the command to turn into a warning with the fix.
+    """
+    from . import openwebui
+
+    wanted = wanted_tool_servers(ctx)
+    entries = openwebui.tool_server_entries(wanted, ctx.env.MCP_PROXY_API_KEY, ctx.env.EXTENSIONS_VISIBLE_TO)
+    compose = compose_for(ctx, ctx.state.platform or "cpu", command)
+    try:
+        result = openwebui.reconcile(compose, entries, write=write)
+    except StackError as exc:
+        return ToolServerSync(outcome="failed", detail=exc.message)
+    if write:
+        ctx.state = config.set_openwebui_tool_servers(ctx.home, wanted)
+    return result
 
 
 def restart_proxy(ctx: Context, engine: Engine) -> bool:

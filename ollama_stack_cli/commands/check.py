@@ -26,7 +26,7 @@ MIN_ENGINE = (20, 10)
 def run(home: Path, platform: str | None) -> CheckReport:
     checks: list[CheckResult] = []
     env = _guard(checks, "env-file", lambda: _env_file(home))
-    _guard(checks, "state-file", lambda: _state_file(home))
+    state_ok = _guard(checks, "state-file", lambda: _state_file(home)) is not None
     checks.append(_home(home))
     if Journal.has_open(home):
         checks.append(
@@ -47,6 +47,8 @@ def run(home: Path, platform: str | None) -> CheckReport:
     if engine_ok:
         checks.append(_disk(engine))
     checks.append(_bind(settings))
+    if engine_ok and state_ok and isinstance(env, StackEnv):
+        _guard(checks, "openwebui-tool-servers", lambda: (_tool_servers(home, engine), None))
     ok = all(c.status != "fail" for c in checks)
     return CheckReport(ok=ok, platform=decision[1], checks=checks)
 
@@ -82,11 +84,11 @@ def _env_file(home: Path) -> tuple[CheckResult, StackEnv]:
     return CheckResult(name="env-file", status="pass", detail=f"{path} valid, mode 600, {secrets}"), settings
 
 
-def _state_file(home: Path) -> tuple[CheckResult, None]:
+def _state_file(home: Path) -> tuple[CheckResult, bool]:
     path = config.state_path(home)
     config.read_state(home)
     detail = f"{path} valid" if path.exists() else "not created yet"
-    return CheckResult(name="state-file", status="pass", detail=detail), None
+    return CheckResult(name="state-file", status="pass", detail=detail), True
 
 
 def _home(home: Path) -> CheckResult:
@@ -196,6 +198,33 @@ def _bind(env: StackEnv) -> CheckResult:
         detail=f"ports are published on {env.BIND_ADDRESS}: other machines can reach Ollama, which has no login",
         fix="Set BIND_ADDRESS=127.0.0.1 in the .env unless you mean to expose the stack.",
     )
+
+
+def _tool_servers(home: Path, engine: Engine) -> CheckResult:
+    """Does Open WebUI offer exactly the enabled extensions? Read-only: compares, never writes."""
+    name = "openwebui-tool-servers"
+    ctx = stack.load(home)
+    wanted = stack.wanted_tool_servers(ctx)
+    if not stack.webui_running(ctx, engine.containers()):
+        detail = "Open WebUI is not running; it gets the enabled extensions at the next start"
+        return CheckResult(name=name, status="pass", detail=detail)
+    result = stack.sync_tool_servers(ctx, write=False)
+    fix = "Run `ollama-stack extensions sync`."
+    if result.outcome == "failed":
+        return CheckResult(name=name, status="warn", detail=result.detail, fix=fix)
+    if result.drift:
+        parts = [
+            f"{what}: {', '.join(names)}"
+            for what, names in (
+                ("missing", result.added),
+                ("left over", result.removed),
+                ("out of date", result.updated),
+            )
+            if names
+        ]
+        return CheckResult(name=name, status="warn", detail="Open WebUI's tool servers " + "; ".join(parts), fix=fix)
+    offered = ", ".join(wanted) or "none"
+    return CheckResult(name=name, status="pass", detail=f"Open WebUI offers the enabled extensions ({offered})")
 
 
 def render(report: CheckReport, output: Output) -> None:

@@ -9,7 +9,7 @@ from .. import config, extensions, stack
 from ..docker_client import Engine, find_compose
 from ..errors import ExitCode, StackError
 from ..output import Output
-from ..schemas import Extension, ExtensionList, ExtensionStatus, Platform
+from ..schemas import Extension, ExtensionList, ExtensionStatus, Platform, ToolServerSync
 
 
 def _statuses(home: Path, output: Output) -> list[ExtensionStatus]:
@@ -144,6 +144,7 @@ def enable(home: Path, name: str, output: Output) -> ExtensionStatus:
     output.progress(f"Enabled {name}: the proxy serves its tools at /{name} (it reloads its config by itself).")
     if extension.has_compose:
         output.progress(f"Start its containers with: ollama-stack extensions start {name}")
+    _offer_in_webui(ctx, output)
     return _status_of(home, name, output)
 
 
@@ -170,6 +171,7 @@ def disable(home: Path, name: str, output: Output) -> ExtensionStatus:
     finally:
         journal.close()
     output.progress(f"Disabled {name}: removed from the proxy.")
+    _offer_in_webui(ctx, output, engine)
     return _status_of(home, name, output)
 
 
@@ -214,6 +216,64 @@ def stop(home: Path, name: str, output: Output) -> ExtensionStatus:
     count = stack.stop_extension(ctx, engine, name, find_compose())
     output.progress(f"Stopped {name} ({count} container(s); volumes kept)." if count else f"{name} is not running.")
     return _status_of(home, name, output)
+
+
+# --- Open WebUI's tool servers ----------------------------------------------------
+
+
+def _offer_in_webui(ctx: stack.Context, output: Output, engine: Engine | None = None) -> None:
+    """After an enable or disable: change Open WebUI now if it runs, else at the next start."""
+    try:
+        running = stack.webui_running(ctx, (engine or Engine()).containers())
+    except StackError:
+        running = False
+    if not running:
+        output.progress("Open WebUI gets the change at the next `ollama-stack start`.")
+        return
+    warning = report_tool_servers(stack.sync_tool_servers(ctx), output)
+    if warning:
+        output.warn(warning)
+
+
+def sync(home: Path, output: Output) -> ToolServerSync:
+    """`extensions sync`: make Open WebUI offer exactly the enabled extensions, now."""
+    ctx = stack.load(home)
+    if not stack.webui_running(ctx, Engine().containers()):
+        raise StackError(
+            "Open WebUI is not running, so its tool servers cannot be changed now.",
+            "Run `ollama-stack start`: it brings them in line once Open WebUI answers.",
+            slug="not_running",
+        )
+    result = stack.sync_tool_servers(ctx)
+    warning = report_tool_servers(result, output)
+    if warning:
+        raise StackError(result.detail, SYNC_FIX, slug="openwebui_sync_failed")
+    return result
+
+
+SYNC_FIX = "Once Open WebUI answers (`ollama-stack status`), run `ollama-stack extensions sync`."
+
+
+def report_tool_servers(result: ToolServerSync, output: Output) -> str | None:
+    """Say what changed in Open WebUI; return the warning to show when nothing could be changed."""
+    if result.outcome == "failed":
+        return f"Open WebUI's tool servers were not updated: {result.detail} {SYNC_FIX}"
+    changes = [
+        f"{verb} {', '.join(names)}"
+        for verb, names in (("added", result.added), ("updated", result.updated), ("removed", result.removed))
+        if names
+    ]
+    if changes:
+        output.progress(f"Open WebUI tool servers: {'; '.join(changes)}.")
+    return None
+
+
+def render_sync(result: ToolServerSync, output: Output) -> None:
+    if output.json_mode:
+        output.emit(result)
+        return
+    held = sorted(set(result.held + result.added) - set(result.removed))
+    output.result(f"Open WebUI offers the tool servers of: {', '.join(held) or 'no extension'}.")
 
 
 def render_status(result: ExtensionStatus, output: Output) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import config, extensions, stack
-from ..docker_client import Engine, find_compose
+from ..docker_client import Engine, PullProgress, find_compose
 from ..errors import ExitCode, StackError
 from ..output import Output
 from ..platforms import decide, gather_evidence
@@ -45,6 +46,8 @@ def run(
         pull(stack.compose_for(ctx, decision.platform, compose_command), output)
     elif current and current.healthy and ctx.state.platform == decision.platform and not extensions_down:
         output.progress(f"{ctx.project} is already running and healthy; nothing to do.")
+        if stack.tool_servers_lag(ctx):  # an enable or disable that Open WebUI has not seen yet
+            _tool_servers(ctx, compose_command, output, current)
         return current
 
     busy = stack.busy_ports(ctx, decision.platform, ours)
@@ -56,20 +59,24 @@ def run(
             slug="port_in_use",
         )
 
+    # The first run's .env (generated secrets) is kept even if this start fails: it is
+    # the file a failed start's hint tells the user to edit.
+    created_env = not config.env_path(home).exists()
+    ctx.env = config.ensure_env(home)
+    if created_env:
+        output.progress(f"Created {config.env_path(home)} with generated secrets.")
+    _pull_missing(ctx, engine, decision.platform, output)
+
     steps = ["files", "compose_up", "extensions_up"]
     journal = stack.begin(ctx, engine, "start", steps, decision.platform, containers)
     try:
         with journal.step("files"):
-            created_env = not config.env_path(home).exists()
-            ctx.env = config.ensure_env(home)
-            if created_env:
-                output.progress(f"Created {config.env_path(home)} with generated secrets.")
             ctx.state = config.set_platform(home, decision.platform)
             stack.sync_proxy_config(ctx)
         output.progress(f"Starting {ctx.project} ({decision.platform})...")
         with journal.step("compose_up"):
             compose = stack.compose_for(ctx, decision.platform, compose_command)
-            with _busy(output, "Creating containers (the first start pulls images; that can take minutes)..."):
+            with _busy(output, "Creating containers..."):
                 compose.up()
         with journal.step("extensions_up"):
             _start_extensions(ctx, engine, decision.platform, compose_command, output)
@@ -97,9 +104,50 @@ def run(
     if decision.platform == "apple" and not stack.native_ollama_reachable():
         output.warn("The native Ollama app does not answer on 127.0.0.1:11434; start it so Open WebUI can use it.")
 
-    if wait:
-        _wait(ctx, engine, decision, output, timeout)
-    return stack.build_status(ctx, engine)
+    if not wait:
+        if ctx.state.enabled_extensions or ctx.state.openwebui_tool_servers:
+            output.warn(
+                "Open WebUI's tool servers are updated once it answers; "
+                "run `ollama-stack extensions sync` when it does (or start without --no-wait)."
+            )
+        return stack.build_status(ctx, engine)
+    _wait(ctx, engine, decision, output, timeout)
+    result = stack.build_status(ctx, engine)
+    if ctx.state.enabled_extensions or ctx.state.openwebui_tool_servers:
+        _tool_servers(ctx, compose_command, output, result)
+    return result
+
+
+def _tool_servers(ctx: stack.Context, command: list[str], output: Output, result: StackStatus) -> None:
+    """Bring Open WebUI's tool servers in line with the extensions; a failure becomes a warning."""
+    from .extensions import report_tool_servers
+
+    warning = report_tool_servers(stack.sync_tool_servers(ctx, command), output)
+    if warning:
+        result.warnings.append(warning)
+
+
+def _pull_missing(ctx: stack.Context, engine: Engine, platform: Platform, output: Output) -> None:
+    """Pull the core images that are not here yet, with progress: the first start's long wait.
+
+    Before anything is created, so a failed pull leaves nothing to roll back; the
+    error names the image, the registry's reason and the .env key that chose it.
+    """
+    missing = [spec for spec in stack.expected_services(platform) if engine.image_id(ctx.env.image_of(spec)) is None]
+    if not missing:
+        return
+    output.progress(f"Pulling {len(missing)} image(s) (the first start downloads several GB)...")
+    with PullDisplay(output) as display:
+        for spec in missing:
+            image = ctx.env.image_of(spec)
+            try:
+                engine.pull(image, display.update)
+            except StackError as exc:
+                exc.hint = (
+                    f"Check {spec.image_key} in {config.env_path(ctx.home)}, your network, "
+                    "or `docker login` for a private registry."
+                )
+                raise
 
 
 def _start_extensions(
@@ -234,3 +282,62 @@ def render(result: StackStatus, output: Output) -> None:
             output.result(f"  {service.name:<10} {service.url}")
     for warning in result.warnings:
         output.warn(warning)
+
+
+class PullDisplay:
+    """Download bars on a terminal; in a pipe a line per image now and then, and when done."""
+
+    PLAIN_EVERY = 5.0  # seconds between plain progress lines for one image
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+        self.bars: Any = None
+        self.tasks: dict[str, Any] = {}
+        self.last_line: dict[str, float] = {}
+
+    def __enter__(self) -> PullDisplay:
+        if self.output.interactive:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.bars = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=self.output.err,
+            )
+            self.bars.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bars is not None:
+            self.bars.__exit__(None, None, None)
+
+    def update(self, progress: PullProgress) -> None:
+        if self.bars is not None:
+            task = self.tasks.get(progress.image)
+            if task is None:
+                task = self.tasks[progress.image] = self.bars.add_task(progress.image, total=None)
+            total = progress.total or None
+            self.bars.update(task, completed=progress.completed, total=total)
+            if progress.done:
+                self.bars.update(task, completed=progress.total, total=progress.total or 1)
+            return
+        now = time.monotonic()
+        if progress.done:
+            self.output.progress(f"  {progress.image}: pulled ({_size(progress.total)})")
+        elif now - self.last_line.get(progress.image, 0.0) >= self.PLAIN_EVERY:
+            self.last_line[progress.image] = now
+            self.output.progress(f"  {progress.image}: {_size(progress.completed)} of {_size(progress.total)}")
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e9:.2f} GB" if count >= 1e9 else f"{count / 1e6:.1f} MB"

@@ -28,7 +28,7 @@ def test_start_creates_a_labelled_loopback_stack(stack_home: StackHome) -> None:
         assert bindings == [{"HostIp": "127.0.0.1", "HostPort": str(stack_home.ports[service])}]
     assert [n.attrs["Labels"][LABEL] for n in stack_home.networks()] == [stack_home.project]
     assert sorted(v.name for v in stack_home.volumes()) == sorted(
-        f"{stack_home.project}_{name}" for name in ("ollama_models", "open_webui_data")
+        f"{stack_home.project}_{name}" for name in ("mcp_proxy_tools", "ollama_models", "open_webui_data")
     )
     by_name = {s["name"]: s for s in doc["services"]}
     for container in containers:

@@ -223,6 +223,52 @@ def test_uninstall_keeps_volumes_and_other_installations(
         assert stack_running.volumes() == []
 
         assert {c.status for c in other.containers()} == {"running"} and len(other.containers()) == 3
-        assert len(other.volumes()) == 2 and other.cli("status").code == 0
+        assert len(other.volumes()) == 3 and other.cli("status").code == 0
     finally:
         other.cleanup()
+
+
+# --- the first start's pulls -------------------------------------------------
+
+
+def test_first_start_pulls_missing_images_with_progress_lines(
+    tmp_path: Path, docker_client: Any, registry: str
+) -> None:
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    home = make_home(tmp_path, docker_client)
+    try:
+        reference = f"{registry}/{tag}-webui:test"
+        publish(docker_client, registry, f"{tag}-webui", "1")
+        env = home.path / ".env"
+        env.write_text(env.read_text().replace(f"WEBUI_IMAGE={STUB_IMAGE}", f"WEBUI_IMAGE={reference}"))
+
+        result = home.cli("start", "--platform", "cpu", "--timeout", "60", "--json")
+
+        assert result.code == 0, result.stderr
+        assert result.json()["healthy"] is True  # stdout is still one JSON document
+        assert "Pulling 1 image(s)" in result.stderr
+        assert f"{reference}: pulled" in result.stderr
+        assert docker_client.images.get(reference).id
+    finally:
+        home.cleanup()
+        docker_client.images.remove(f"{registry}/{tag}-webui:test", force=True)
+
+
+def test_a_failed_pull_names_the_image_and_the_registrys_reason(
+    tmp_path: Path, docker_client: Any, registry: str
+) -> None:
+    home = make_home(tmp_path, docker_client)
+    missing = f"{registry}/nothing-here-{uuid.uuid4().hex[:6]}:test"
+    env = home.path / ".env"
+    env.write_text(env.read_text().replace(f"OLLAMA_IMAGE={STUB_IMAGE}", f"OLLAMA_IMAGE={missing}"))
+
+    result = home.cli("start", "--platform", "cpu", "--timeout", "60")
+
+    assert result.code == 1
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert f"Could not pull {missing}:" in error
+    assert "manifest unknown" in error.lower() or "not found" in error.lower(), error
+    [hint] = [line for line in result.stderr.splitlines() if line.startswith("Hint:")]
+    assert "OLLAMA_IMAGE" in hint and str(env) in hint
+    assert env.exists() and "WEBUI_SECRET_KEY=" in env.read_text()  # the file the hint names is there
+    assert home.containers() == [] and home.networks() == []

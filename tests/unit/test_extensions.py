@@ -79,10 +79,3 @@ def test_proxy_servers_by_transport_with_required_env(isolated_home: Path) -> No
         "remote": {"type": "sse", "url": "http://remote:8000/sse"},
     }
     assert extensions.missing_env(found["local"].manifest, {}) == ["TOKEN"]  # type: ignore[arg-type]
-
-
-def test_tool_server_connections_point_at_the_proxy_routes() -> None:
-    [connection] = extensions.tool_server_connections(["time"], "k3y")
-    assert connection["url"] == "http://mcp_proxy:8000/time"
-    assert connection["path"] == "openapi.json" and connection["key"] == "k3y"
-    assert connection["config"] == {"enable": True}
