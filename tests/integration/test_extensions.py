@@ -181,3 +181,33 @@ def test_an_extension_that_fails_does_not_take_the_core_down(stack_home: StackHo
     status = stack_home.cli("status", "--json").json()
     assert status["healthy"] is True
     assert {e["name"]: e["state"] for e in status["extensions"]}["echo"] == "absent"
+
+
+# --- Open WebUI's tool servers (the real Open WebUI is in tests/e2e; here: the failure paths) ---
+
+
+def test_enable_while_stopped_says_open_webui_gets_it_at_the_next_start(stack_home: StackHome) -> None:
+    result = stack_home.cli("extensions", "enable", "time")
+
+    assert result.code == 0, result.stderr
+    assert "Open WebUI gets the change at the next `ollama-stack start`" in result.stderr
+    assert "Warning" not in result.stderr
+
+
+def test_a_webui_that_is_not_open_webui_gives_a_warning_with_the_fix_never_silence(stack_running: StackHome) -> None:
+    # The stub image has no Python: changing Open WebUI's settings must fail loudly.
+    enabled = stack_running.cli("extensions", "enable", "time")
+    sync = stack_running.cli("extensions", "sync", "--json")
+    check = stack_running.cli("check", "--json")
+
+    assert enabled.code == 0, enabled.stderr
+    assert "Warning: Open WebUI's tool servers were not updated" in enabled.stderr
+    assert "not an Open WebUI image" in enabled.stderr and "ollama-stack extensions sync" in enabled.stderr
+    assert sync.code == 1
+    assert "not an Open WebUI image" in sync.json()["error"]["message"]
+    [tool_servers] = [c for c in check.json()["checks"] if c["name"] == "openwebui-tool-servers"]
+    assert tool_servers["status"] == "warn" and "extensions sync" in tool_servers["fix"]
+    assert check.code == 0  # a warning, not a failing check
+    key = stack_running.env_text().split("MCP_PROXY_API_KEY=")[1].split()[0]
+    for result in (enabled, sync, check):
+        assert key not in result.stdout + result.stderr
