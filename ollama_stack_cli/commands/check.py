@@ -235,9 +235,9 @@ def render(report: CheckReport, output: Output) -> None:
         return
     marks = {"pass": "[green]pass[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]"}
     for check in report.checks:
-        output.out.print(f"{marks[check.status]}  {check.name:<20} {_escape(check.detail)}")
+        output.out.print(f"{marks[check.status]}  {check.name:<22} {_escape(check.detail)}")
         if check.fix and check.status != "pass":
-            output.out.print(f"      {'':<20} [dim]fix: {_escape(check.fix)}[/dim]")
+            output.out.print(f"      {'':<22} [dim]fix: {_escape(check.fix)}[/dim]")
     verdict = "ready" if report.ok else "not ready"
     output.out.print(f"\n[bold]{verdict}[/bold] (platform {report.platform})")
 
