@@ -106,7 +106,7 @@ def read_state(home: Path) -> StackState:
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return StackState()
+        return default_state()
     except OSError as exc:
         raise StackError(f"Cannot read {path}: {exc.strerror}.", "Check the file's permissions.") from exc
     except UnicodeDecodeError:
@@ -131,6 +131,17 @@ def read_state(home: Path) -> StackState:
             "Fix it, or move it aside to start from defaults; ollama-stack will not overwrite it.",
             slug="invalid_state",
             details=_error_bullets(exc),
+        ) from None
+
+
+def default_state() -> StackState:
+    """What a new home starts from: the `.ollama-stack.json` shipped with the package (SPEC 2)."""
+    try:
+        return StackState.model_validate_json(resource_path(STATE_FILE).read_bytes())
+    except (OSError, ValidationError) as exc:
+        raise StackError(
+            f"The default state file shipped with ollama-stack is missing or broken ({exc.__class__.__name__}).",
+            "Reinstall the package: pip install --force-reinstall ollama-stack.",
         ) from None
 
 
@@ -338,6 +349,10 @@ def resource_dir() -> Path:
         "The compose files are missing from the installation.",
         "Reinstall the package: pip install --force-reinstall ollama-stack.",
     )
+
+
+def resource_path(name: str) -> Path:
+    return resource_dir() / name
 
 
 def compose_files(home: Path, platform: Platform) -> list[Path]:

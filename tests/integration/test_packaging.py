@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -76,6 +77,7 @@ def test_wheel_runs_from_any_directory(stack_home: StackHome, tmp_path: Path) ->
         check=True,
     ).stdout.strip()
     assert where.startswith(str(site)) and Path(where, "docker-compose.nvidia.yml").is_file()
+    assert json.loads(Path(where, ".ollama-stack.json").read_text())["schema_version"] == 1
 
     started = subprocess.run(
         [*script, "--home", str(stack_home.path), "start", "--platform", "cpu", "--timeout", "60"],

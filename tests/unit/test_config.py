@@ -153,3 +153,19 @@ def test_env_rewrite_keeps_lines_with_unicode_separators(isolated_home: Path) ->
     (isolated_home / ".env").write_text("MY_NOTE=a\u2028b\n")
     config.ensure_env(isolated_home)
     assert config.read_env_values(isolated_home)["MY_NOTE"] == "a\u2028b"
+
+
+def test_a_new_home_starts_from_the_shipped_default_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = tmp_path / "resources"
+    shipped.mkdir()
+    (shipped / ".ollama-stack.json").write_text('{"schema_version": 1, "enabled_extensions": ["time"]}')
+    monkeypatch.setattr(config, "resource_dir", lambda: shipped)
+
+    state = config.read_state(tmp_path / "home")
+
+    assert state.enabled_extensions == ["time"]
+    assert not (tmp_path / "home").exists()  # reading creates nothing
+
+
+def test_the_repo_default_state_is_the_empty_one() -> None:
+    assert config.default_state() == StackState()
