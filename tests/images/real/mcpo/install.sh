@@ -1,0 +1,18 @@
+#!/bin/sh
+# Runs inside a throwaway container from the base image (see ../build.sh).
+set -eu
+. /tmp/build/in/env.sh
+uv venv --quiet --python /usr/bin/python3 /app/.venv
+# mcpo 0.0.20 only declares lower bounds; see tests/tools/setup_mcp_venvs.sh.
+uv pip install --python /app/.venv/bin/python --compile-bytecode \
+    "mcpo==0.0.20" "mcp<2" "fastapi<0.116" "sse-starlette<3" "uv==0.13.9"
+# The bundled extensions' MCP servers, installed as uv tools so that
+# `uvx mcp-server-time` / `uvx mcp-server-fetch` find them with no network.
+# Tool envs live in /root/.local/share/uv/tools (not in the uv cache, so a
+# volume mounted at /root/.cache/uv cannot hide them).
+export PATH=/app/.venv/bin:$PATH
+uv tool install --compile-bytecode "mcp-server-time==2026.10.19"
+uv tool install --compile-bytecode "mcp-server-fetch==2026.10.19"
+mkdir -p /root/.cache/uv
+/app/.venv/bin/python -c 'import importlib.metadata as m, mcpo.main; print("mcpo", m.version("mcpo"), "mcp", m.version("mcp"))'
+uv tool list
