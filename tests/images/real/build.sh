@@ -25,7 +25,7 @@ prefix="ollama-stack-test"
 label="ollama-stack.test=1"
 all_images=(open-webui mcpo ollama-api)
 # Bumped when this driver changes in a way that changes the images it makes.
-driver_version=1
+driver_version=2
 suite=bookworm
 base_include="python3,python3-venv,curl,ca-certificates"
 uv_pin="uv==0.13.9"   # bootstrap uv used by the install scripts (not kept in open-webui)
@@ -145,10 +145,18 @@ for key in find-links extra-index-url index-url constraint requirement; do
     done
 done
 mapfile -t host_dirs < <(printf '%s\n' "${host_dirs[@]}" | awk 'NF' | sort -u)
-rewrite() {
-    local v="$1" d
-    for d in "${host_dirs[@]}"; do v="${v//$d/\/tmp\/build\/host$d}"; done
-    printf '%s' "$v"
+rewrite() {  # token by token: the longest host dir that prefixes a path wins
+    local out=() tok d best p
+    for tok in $1; do
+        p="${tok#file://}"
+        best=""
+        for d in "${host_dirs[@]}"; do
+            case "$p/" in "$d"/*) [ "${#d}" -gt "${#best}" ] && best="$d" ;; esac
+        done
+        [ -n "$best" ] && tok="${tok/$best//tmp/build/host$best}"
+        out+=("$tok")
+    done
+    printf '%s' "${out[*]}"
 }
 {
     echo "[global]"
@@ -161,7 +169,7 @@ rewrite() {
     [ -n "${pipconf[no-cache-dir]:-}" ] || echo "no-cache-dir = true"
     [ -n "${pipconf[disable-pip-version-check]:-}" ] || echo "disable-pip-version-check = true"
 } > "$kit/pip.conf"
-commas() { local s; s="$(rewrite "$1")"; s="$(echo "$s" | xargs)"; printf '%s' "${s// /,}"; }
+commas() { local s; s="$(rewrite "$1")"; printf '%s' "${s// /,}"; }
 cat > "$kit/env.sh" <<EOF
 # Sourced by the install scripts inside the build container.
 export PIP_CONFIG_FILE=/tmp/build/in/pip.conf
