@@ -225,6 +225,9 @@ if [ -z "$(image_id "$base_tag")" ] || [ "${REAL_FORCE_REBUILD:-0}" = "1" ]; the
     fi
     rm -rf --one-file-system "$work/base-rootfs"
     say "built $base_tag ($(image_id "$base_tag" | cut -c8-19), $((SECONDS - t0)) s)"
+    # Bases of older recipes: drop them (fails harmlessly while something uses them).
+    docker image ls --filter "label=$label" --format '{{.Repository}}:{{.Tag}}' "$prefix/base" \
+        | grep -vxF "$base_tag" | xargs -r docker image rm >/dev/null 2>&1 || true
 else
     say "$base_tag up to date"
 fi
