@@ -11,7 +11,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 ALL_USERS_READ: list[dict[str, str]] = [{"principal_type": "user", "principal_id": "*", "permission": "read"}]
@@ -31,7 +31,7 @@ class Session:
     """One signed-in account."""
 
     base: str
-    token: str
+    token: str = field(repr=False)
     email: str
     role: str
 
@@ -107,7 +107,12 @@ def request(base: str, method: str, path: str, body: Any = None, token: str | No
             raw = response.read()
     except urllib.error.HTTPError as exc:
         raise ApiError(method, path, exc.code, exc.read().decode(errors="replace")) from None
-    return json.loads(raw) if raw else None
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:  # a streamed (SSE) or plain-text reply
+        return raw.decode(errors="replace")
 
 
 def signup(base: str, name: str, email: str, password: str) -> Session:
