@@ -272,7 +272,7 @@ def logs(
     """
     from .commands import logs as cmd
 
-    code = cmd.run(STATE.home, target, follow, cmd.validate_tail(tail), since)
+    code = cmd.run(STATE.home, target, follow, cmd.validate_tail(tail), cmd.validate_since(since))
     if code:
         raise typer.Exit(ExitCode.INTERRUPTED if code == 130 else ExitCode.FAILED)
 
