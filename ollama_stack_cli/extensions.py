@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import config
-from .errors import StackError
+from .errors import ExitCode, StackError
 from .schemas import EXTENSION_NAME_PATTERN, Extension, ExtensionManifest, Platform
 
 MANIFEST = "mcp-config.json"
@@ -29,6 +29,7 @@ def validate_name(name: str) -> str:
         raise StackError(
             f"Invalid extension name {name!r}.",
             "Names are lowercase letters, digits, '-' and '_', starting with a letter or digit (at most 64).",
+            code=ExitCode.USAGE,
             slug="invalid_name",
         )
     return name
@@ -92,11 +93,11 @@ def get(home: Path, name: str) -> Extension:
     import difflib
 
     close = difflib.get_close_matches(name, list(found), n=1)
-    hint = f"Did you mean {close[0]!r}?" if close else None
     known = ", ".join(found) or "none"
     raise StackError(
         f"Unknown extension {name!r}.",
-        hint or f"Known extensions: {known}. See `ollama-stack extensions list`.",
+        (f"Did you mean {close[0]!r}? " if close else "") + f"Valid extensions: {known}.",
+        code=ExitCode.USAGE,
         slug="unknown_extension",
     )
 

@@ -60,3 +60,52 @@ def test_a_closed_pipe_is_not_an_error(stack_running: StackHome) -> None:
     stack_running.cli("stop")
     code, stderr = _cli_into_closed_pipe(stack_running, "status")
     assert code == 3 and "Error" not in stderr, stderr
+
+
+def _one_error_line(stderr: str) -> str:
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, stderr
+    assert "Traceback" not in stderr
+    return errors[0]
+
+
+def test_logs_of_a_stopped_stack_say_so_and_exit_3(stack_home: StackHome) -> None:
+    for args in (("logs",), ("logs", "webui")):
+        result = stack_home.cli(*args)
+        assert result.code == 3, (args, result.stderr)
+        assert "not running" in _one_error_line(result.stderr)
+        assert "ollama-stack start" in result.stderr
+
+
+def test_logs_since_garbage_is_a_usage_error(stack_running: StackHome) -> None:
+    bad = stack_running.cli("logs", "--since", "garbage")
+    good = stack_running.cli("logs", "--since", "10m", "--tail", "5")
+    dated = stack_running.cli("logs", "webui", "--since", "2026-01-02T13:00:00")
+
+    assert bad.code == 2, bad.stderr
+    assert "--since" in _one_error_line(bad.stderr) and "10m" in bad.stderr
+    assert good.code == 0 and dated.code == 0, good.stderr + dated.stderr
+
+
+def test_unknown_names_are_usage_errors_listing_the_valid_ones(stack_home: StackHome) -> None:
+    for args in (
+        ("logs", "nope"),
+        ("extensions", "info", "nope"),
+        ("extensions", "enable", "nope"),
+        ("extensions", "disable", "nope"),
+        ("extensions", "start", "nope"),
+        ("extensions", "stop", "nope"),
+        ("extensions", "restart", "nope"),
+        ("extensions", "info", "Bad/Name"),
+    ):
+        result = stack_home.cli(*args)
+        assert result.code == 2, (args, result.stderr)
+        line = _one_error_line(result.stderr)
+        assert "nope" in line or "Bad/Name" in line, (args, line)
+        valid = ("webui", "mcp_proxy") if args[0] == "logs" else ("time", "fetch")
+        if "nope" in args:
+            assert all(name in result.stderr for name in valid), (args, result.stderr)
+        as_json = stack_home.cli(*args, "--json") if args[0] == "extensions" else None
+        if as_json is not None:
+            assert as_json.code == 2 and as_json.json()["error"]["exit_code"] == 2
+    assert stack_home.containers() == []
