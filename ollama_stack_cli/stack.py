@@ -192,6 +192,26 @@ def _warnings(ctx: Context, containers: list[ContainerInfo], services: list[Serv
 # --- start ------------------------------------------------------------------
 
 
+def shared_ports(env: StackEnv, platform: Platform) -> list[tuple[str, str, int]]:
+    """Pairs of `.env` port keys set to the same port: (first key, second key, port)."""
+    specs = expected_services(platform)
+    return [
+        (a.port_key, b.port_key, env.port_of(a))
+        for i, a in enumerate(specs)
+        for b in specs[i + 1 :]
+        if env.port_of(a) == env.port_of(b)
+    ]
+
+
+def require_distinct_ports(ctx: Context, platform: Platform) -> None:
+    for first, second, port in shared_ports(ctx.env, platform):
+        raise StackError(
+            f"{first} and {second} are both {port} in {config.env_path(ctx.home)}; each service needs its own port.",
+            f"Set {second} to another free port in that file.",
+            slug="port_conflict",
+        )
+
+
 def busy_ports(ctx: Context, platform: Platform, running: list[ContainerInfo]) -> list[tuple[str, int]]:
     """Ports the stack would publish that something else already holds."""
     held_by_us = {p.host_port for c in running if c.state == "running" for p in c.ports}

@@ -143,7 +143,15 @@ def _ports(home: Path, env: StackEnv, engine: Engine | None, platform: Platform)
     held: set[int] = set()
     if engine is not None:
         held = {p.host_port for c in engine.containers() if c.installation == env.PROJECT_NAME for p in c.ports}
-    results = []
+    results = [
+        CheckResult(
+            name=f"port {first}",
+            status="fail",
+            detail=f"{first} and {second} are both {port}",
+            fix=f"Set {second} to another free port in {config.env_path(home)}.",
+        )
+        for first, second, port in stack.shared_ports(env, platform)
+    ]
     for spec in stack.expected_services(platform):
         port = env.port_of(spec)
         name = f"port {spec.port_key}"

@@ -47,6 +47,7 @@ def run(
         output.progress(f"{ctx.project} is already running and healthy; nothing to do.")
         return current
 
+    stack.require_distinct_ports(ctx, decision.platform)
     busy = stack.busy_ports(ctx, decision.platform, ours)
     if busy:
         key, port = busy[0]

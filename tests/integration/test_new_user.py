@@ -109,3 +109,19 @@ def test_unknown_names_are_usage_errors_listing_the_valid_ones(stack_home: Stack
         if as_json is not None:
             assert as_json.code == 2 and as_json.json()["error"]["exit_code"] == 2
     assert stack_home.containers() == []
+
+
+def test_two_services_on_one_port_are_refused_naming_both_keys(stack_home: StackHome) -> None:
+    env_file = stack_home.path / ".env"
+    env_file.write_text(env_file.read_text() + f"WEBUI_PORT={stack_home.ports['ollama']}\n")
+
+    check = stack_home.cli("check", "--json")
+    start = stack_home.cli("start", "--platform", "cpu")
+
+    assert check.code == 1
+    failing = [c for c in check.json()["checks"] if c["status"] == "fail"]
+    assert failing and all("OLLAMA_PORT" in c["detail"] and "WEBUI_PORT" in c["detail"] for c in failing), failing
+    assert start.code == 1, start.stderr
+    line = _one_error_line(start.stderr)
+    assert "OLLAMA_PORT" in line and "WEBUI_PORT" in line and str(stack_home.ports["ollama"]) in line
+    assert stack_home.containers() == [] and stack_home.networks() == [] and stack_home.volumes() == []
