@@ -307,6 +307,7 @@ def capture_pre_state(ctx: Context, engine: Engine | None, containers: list[Cont
         services=sorted({_service_key(c) for c in ours}),
         running_services=sorted({_service_key(c) for c in ours if c.state == "running"}),
         networks=engine.networks(ctx.project),
+        volumes=engine.volumes(ctx.project),
         files=files,
     )
 
@@ -334,8 +335,8 @@ UNDOABLE_STEPS = ("compose_up", "extensions_up", "files")
 def rollback(home: Path, engine: Engine, entry: JournalEntry) -> list[str]:
     """Undo the entry's running and done steps in reverse; return what was undone.
 
-    Containers and networks that did not exist before are removed; state files are
-    put back. Volumes and anything that existed before are never touched. Ctrl-C is
+    Containers, networks and volumes that did not exist before are removed; state
+    files are put back. Anything that existed before, volumes above all, is never touched. Ctrl-C is
     ignored meanwhile: a half-finished rollback would be worse than a slow one.
     """
     import signal
@@ -371,11 +372,19 @@ def _remove_created(engine: Engine, entry: JournalEntry) -> list[str]:
     engine.remove_containers([c.id for c in created])
     new_networks = [n for n in engine.networks(entry.project) if n not in entry.pre_state.networks]
     engine.remove_networks(new_networks)
+    new_volumes: list[str] = []
+    if entry.pre_state.volumes is not None:
+        # Only volumes this operation created: empty, or holding what a failed start wrote.
+        new_volumes = [v for v in engine.volumes(entry.project) if v not in entry.pre_state.volumes]
+        failed = engine.remove_volumes(new_volumes)
+        new_volumes = [v for v in new_volumes if v not in failed]
     undone = []
     if created:
         undone.append(f"removed {len(created)} container(s)")
     if new_networks:
         undone.append(f"removed network {', '.join(new_networks)}")
+    if new_volumes:
+        undone.append(f"removed the volume(s) it had created: {', '.join(new_volumes)}")
     return undone
 
 
@@ -446,7 +455,7 @@ def recover(home: Path, engine: Engine) -> str | None:
             "run `ollama-stack start` to bring the stack to a known state."
         )
     what = "; ".join(undone) if undone else "nothing had changed yet"
-    return f"{found}: rolled it back ({what}; volumes kept)."
+    return f"{found}: rolled it back ({what}; existing volumes kept)."
 
 
 # --- extensions -------------------------------------------------------------

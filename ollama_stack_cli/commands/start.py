@@ -84,7 +84,7 @@ def run(
             undone.append(restored)
         journal.close()
         if undone:
-            output.progress(f"Rolled back: {'; '.join(undone)} (volumes kept).")
+            output.progress(f"Rolled back: {'; '.join(undone)} (existing volumes kept).")
         if isinstance(exc, KeyboardInterrupt):
             raise StackError(
                 "Interrupted while starting; what this start had changed was undone.",
