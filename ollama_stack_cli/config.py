@@ -104,7 +104,7 @@ def read_state(home: Path) -> StackState:
     """
     path = state_path(home)
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = path.read_text(encoding="utf-8-sig")  # a BOM (Notepad) is not part of the JSON
     except FileNotFoundError:
         return StackState()
     except OSError as exc:
@@ -272,7 +272,8 @@ def update_env(home: Path, updates: dict[str, str]) -> None:
     path = env_path(home)
     try:
         # split on "\n" only: splitlines() would also break a value at U+2028 and friends.
-        lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+        # utf-8-sig: a BOM (Notepad) would hide the first line's key from _ENV_LINE.
+        lines = path.read_text(encoding="utf-8-sig").rstrip("\n").split("\n")
     except FileNotFoundError:
         lines = []
     pending = dict(updates)

@@ -66,7 +66,7 @@ def _load(folder: Path, source: str) -> Extension:
         return Extension(**base, error="folder name is not a valid extension name")
     manifest_path = folder / MANIFEST
     try:
-        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+        data = json.loads(manifest_path.read_text(encoding="utf-8-sig"))  # Notepad may add a BOM
     except FileNotFoundError:
         return Extension(**base, error=f"no {MANIFEST}")
     except (OSError, UnicodeDecodeError) as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from .conftest import StackHome
 from .tty import run_tty
 
@@ -125,3 +127,31 @@ def test_two_services_on_one_port_are_refused_naming_both_keys(stack_home: Stack
     line = _one_error_line(start.stderr)
     assert "OLLAMA_PORT" in line and "WEBUI_PORT" in line and str(stack_home.ports["ollama"]) in line
     assert stack_home.containers() == [] and stack_home.networks() == [] and stack_home.volumes() == []
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_files_saved_with_a_utf8_bom_are_read_by_every_reader(stack_home: StackHome, newline: str) -> None:
+    """Notepad writes a BOM: .env, the state file and a user's mcp-config.json."""
+    env_file = stack_home.path / ".env"
+    lines = ["WEBUI_SECRET_KEY=", *env_file.read_text().splitlines()]  # start fills the first line's key
+    env_file.write_bytes(b"\xef\xbb\xbf" + newline.join(lines).encode() + newline.encode())
+    state = stack_home.path / ".ollama-stack.json"
+    state.write_bytes(b"\xef\xbb\xbf" + b'{"schema_version": 1, "enabled_extensions": []}' + newline.encode())
+    ext = stack_home.path / "extensions" / "mine"
+    ext.mkdir(parents=True)
+    manifest = '{"name": "mine", "mcp": {"transport": "stdio", "command": "true"}}'
+    (ext / "mcp-config.json").write_bytes(b"\xef\xbb\xbf" + manifest.encode())
+
+    for args in (("status", "--json"), ("check", "--json"), ("extensions", "list", "--json")):
+        result = stack_home.cli(*args)
+        assert "Error" not in result.stderr and result.code in (0, 3), (args, result.stdout, result.stderr)
+    listed = {e["name"]: e for e in stack_home.cli("extensions", "list", "--json").json()["extensions"]}
+    assert listed["mine"]["state"] != "invalid", listed["mine"]
+
+    started = stack_home.cli("start", "--platform", "cpu", "--timeout", "60", "--json")
+    assert started.code == 0, started.stderr
+    assert started.json()["project"] == stack_home.project
+    keys = [line.split("=", 1)[0].lstrip("\ufeff") for line in env_file.read_text().splitlines() if "=" in line]
+    assert keys.count("WEBUI_SECRET_KEY") == 1 and keys.count("MCP_PROXY_API_KEY") == 1, keys
+    assert stack_home.cli("extensions", "enable", "mine").code == 0
+    assert stack_home.cli("stop").code == 0
