@@ -51,8 +51,7 @@ def ensure_home(home: Path) -> None:
     """Create the home owner-only; an existing home keeps the permissions it has."""
     if home.is_dir():
         return
-    if home.exists():
-        raise StackError(f"The home {home} exists but is not a directory.", "Pass another --home.")
+    require_home_dir(home)
     try:
         home.mkdir(parents=True, mode=0o700)
         home.chmod(0o700)
@@ -61,6 +60,16 @@ def ensure_home(home: Path) -> None:
             f"Cannot create the home {home}: {exc.strerror}.",
             f"Choose a writable directory with --home or {HOME_ENV_VAR}.",
         ) from exc
+
+
+def require_home_dir(home: Path) -> None:
+    """A home that exists must be a folder; a file there is named as such, not as a permission problem."""
+    if home.exists() and not home.is_dir():
+        raise StackError(
+            f"The home {home} is not a directory (a file is there).",
+            f"Move that file aside, or pass another --home or {HOME_ENV_VAR}.",
+            slug="home_not_a_directory",
+        )
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
@@ -102,6 +111,7 @@ def read_state(home: Path) -> StackState:
     A file that does not parse stops the command: it is the user's data and is never
     replaced behind their back.
     """
+    require_home_dir(home)
     path = state_path(home)
     try:
         raw = path.read_text(encoding="utf-8-sig")  # a BOM (Notepad) is not part of the JSON
@@ -173,6 +183,7 @@ def env_path(home: Path) -> Path:
 
 def read_env_values(home: Path) -> dict[str, str]:
     """Every key in `.env`, the user's own included; empty when there is no file."""
+    require_home_dir(home)
     path = env_path(home)
     if not path.exists():
         return {}

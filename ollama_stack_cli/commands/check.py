@@ -92,6 +92,10 @@ def _state_file(home: Path) -> tuple[CheckResult, None]:
 def _home(home: Path) -> CheckResult:
     if not home.exists():
         return CheckResult(name="home", status="pass", detail=f"{home} (created on first start)")
+    if not home.is_dir():
+        return CheckResult(
+            name="home", status="fail", detail=f"{home} is not a directory", fix="Move that file aside or use --home."
+        )
     mode = stat.S_IMODE(home.stat().st_mode)
     if not os.access(home, os.W_OK):
         return CheckResult(

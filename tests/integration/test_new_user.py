@@ -155,3 +155,22 @@ def test_files_saved_with_a_utf8_bom_are_read_by_every_reader(stack_home: StackH
     assert keys.count("WEBUI_SECRET_KEY") == 1 and keys.count("MCP_PROXY_API_KEY") == 1, keys
     assert stack_home.cli("extensions", "enable", "mine").code == 0
     assert stack_home.cli("stop").code == 0
+
+
+def test_a_home_that_is_a_file_is_named_as_such(stack_home: StackHome) -> None:
+    import shutil
+
+    shutil.rmtree(stack_home.path)
+    stack_home.path.write_text("not a folder\n")
+
+    for args in (("status",), ("start", "--platform", "cpu"), ("extensions", "list"), ("logs",)):
+        result = stack_home.cli(*args)
+        assert result.code == 1, (args, result.stderr)
+        line = _one_error_line(result.stderr)
+        assert "not a directory" in line and str(stack_home.path) in line, (args, line)
+        assert "permission" not in result.stderr.lower(), (args, result.stderr)
+    check = stack_home.cli("check", "--json")
+    assert check.code == 1
+    home = next(c for c in check.json()["checks"] if c["name"] == "home")
+    assert home["status"] == "fail" and "not a directory" in home["detail"], home
+    assert stack_home.path.read_text() == "not a folder\n"
