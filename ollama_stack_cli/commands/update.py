@@ -110,6 +110,13 @@ def pull(compose: Compose, output: Output) -> None:
     else:
         result = compose.run("pull", "--quiet")
         code, stderr = result.returncode, result.stderr
+    if code != 0 and not stderr:
+        # Streamed: compose's own messages, shown above, name the image and the reason.
+        raise StackError(
+            "Pulling failed, so the stack was left as it was; compose's messages above say which image and why.",
+            "Check the image names (OLLAMA_IMAGE, WEBUI_IMAGE, MCP_PROXY_IMAGE) in the .env and the network.",
+            slug="pull_failed",
+        )
     if code != 0:
         import re
 

@@ -174,3 +174,18 @@ def test_a_home_that_is_a_file_is_named_as_such(stack_home: StackHome) -> None:
     home = next(c for c in check.json()["checks"] if c["name"] == "home")
     assert home["status"] == "fail" and "not a directory" in home["detail"], home
     assert stack_home.path.read_text() == "not a folder\n"
+
+
+def test_a_failed_pull_at_a_terminal_says_what_failed(stack_home: StackHome) -> None:
+    env_file = stack_home.path / ".env"
+    env_file.write_text(env_file.read_text() + "OLLAMA_IMAGE=127.0.0.1:9/ostest-missing:1\n")
+
+    result = run_tty(stack_home, "update", "--yes", columns=100)
+
+    assert result.code == 1, result.stdout
+    [line] = [ANSI.sub("", x) for x in result.stdout.splitlines() if "Error:" in x]
+    assert "Pulling failed" in line and not line.rstrip().endswith(":"), line
+    assert "Could not pull docker compose" not in line, line
+    screen = ANSI.sub("", result.stdout)
+    above = screen[: screen.index("Error: Pulling failed")]
+    assert "Error" in above or "error" in above, screen  # compose's streamed messages say what failed
