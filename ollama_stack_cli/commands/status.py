@@ -64,7 +64,7 @@ def render_table(result: StackStatus, output: Output) -> None:
     columns = ["SERVICE", "STATE", "HEALTH", "URL", "UPTIME", "IMAGE"]
     while len(columns) > 3 and _width(columns, rows) > output.out.width:
         columns.pop()
-    order = [c for c in ("SERVICE", "STATE", "HEALTH", "URL", "IMAGE", "UPTIME") if c in columns]
+    order: list[str] = [c for c in ("SERVICE", "STATE", "HEALTH", "URL", "IMAGE", "UPTIME") if c in columns]
     table = Table(box=None, pad_edge=False)
     for column in order:
         table.add_column(column, no_wrap=True)
