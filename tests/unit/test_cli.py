@@ -72,3 +72,10 @@ def test_global_options_may_follow_the_command() -> None:
     ]
     assert hoist_global_options(["logs", "webui", "--lock-timeout=3"]) == ["--lock-timeout=3", "logs", "webui"]
     assert hoist_global_options(["logs", "--", "-q"]) == ["logs", "--", "-q"]
+
+
+def test_help_shows_no_value_for_flags() -> None:
+    for args in (("--help",), ("status", "--help"), ("start", "--help"), ("extensions", "enable", "--help")):
+        text = run(*args).stdout
+        assert "--json" in text or "--verbose" in text, text
+        assert "<bool>" not in text, (args, text)
