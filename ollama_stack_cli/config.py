@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .errors import StackError
-from .schemas import SECRET_KEYS, Platform, StackEnv, StackState
+from .schemas import SECRET_KEYS, STATE_SCHEMA_VERSION, Platform, StackEnv, StackState
 
 APP_NAME = "ollama-stack"
 HOME_ENV_VAR = "OLLAMA_STACK_HOME"
@@ -133,6 +133,14 @@ def read_state(home: Path) -> StackState:
             "Fix it, or move it aside to start from defaults; ollama-stack will not overwrite it.",
             slug="invalid_state",
         ) from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > STATE_SCHEMA_VERSION:
+        raise StackError(
+            f"The state file {path} is from a newer version of ollama-stack (schema {version}; "
+            f"this one reads {STATE_SCHEMA_VERSION}).",
+            "Upgrade ollama-stack (pip install --upgrade ollama-stack); it will not overwrite the file.",
+            slug="invalid_state",
+        )
     try:
         return StackState.model_validate(data)
     except ValidationError as exc:

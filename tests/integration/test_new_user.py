@@ -189,3 +189,16 @@ def test_a_failed_pull_at_a_terminal_says_what_failed(stack_home: StackHome) -> 
     screen = ANSI.sub("", result.stdout)
     above = screen[: screen.index("Error: Pulling failed")]
     assert "Error" in above or "error" in above, screen  # compose's streamed messages say what failed
+
+
+def test_state_file_from_a_newer_version_says_so(stack_home: StackHome) -> None:
+    state = stack_home.path / ".ollama-stack.json"
+    state.write_text('{"schema_version": 99}')
+
+    result = stack_home.cli("status")
+
+    assert result.code == 1
+    line = _one_error_line(result.stderr)
+    assert "newer version" in line and str(state) in line, line
+    assert "Input should be" not in result.stderr
+    assert state.read_text() == '{"schema_version": 99}'
