@@ -240,6 +240,32 @@ def read_env_values(home: Path) -> dict[str, str]:
     return result
 
 
+def env_duplicates(home: Path) -> list[str]:
+    """A key set on two lines (the last one wins, as in compose), one note per key."""
+    import io
+
+    from dotenv.parser import parse_stream
+
+    path = env_path(home)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []  # read_env_values reports what is wrong with the file
+    first: dict[str, int] = {}
+    notes = []
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key is None or binding.error:
+            continue
+        line = binding.original.line
+        if binding.key in first:
+            notes.append(
+                f"{binding.key} is set twice in {path} (lines {first[binding.key]} and {line}); "
+                f"the value on line {line} is used."
+            )
+        first[binding.key] = line
+    return notes
+
+
 def read_env(home: Path) -> StackEnv:
     """The validated settings, with defaults for what `.env` does not set."""
     return _validate_env(read_env_values(home), env_path(home))

@@ -164,7 +164,7 @@ def _service_status(
 
 
 def _warnings(ctx: Context, containers: list[ContainerInfo], services: list[ServiceStatus]) -> list[str]:
-    warnings: list[str] = []
+    warnings: list[str] = config.env_duplicates(ctx.home)
     states = {s.state for s in services}
     if "running" in states and states != {"running"}:
         missing = ", ".join(s.name for s in services if s.state != "running")

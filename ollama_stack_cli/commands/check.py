@@ -69,6 +69,10 @@ def _env_file(home: Path) -> tuple[CheckResult, StackEnv]:
         return CheckResult(name="env-file", status="pass", detail="not created yet (start creates it)"), settings
     mode = stat.S_IMODE(path.stat().st_mode)
     secrets = "secrets set (hidden)" if settings.WEBUI_SECRET_KEY and settings.MCP_PROXY_API_KEY else "secrets not yet"
+    duplicates = config.env_duplicates(home)
+    if duplicates:
+        fix = "Keep one line per key."
+        return CheckResult(name="env-file", status="warn", detail=" ".join(duplicates), fix=fix), settings
     if mode & 0o077:
         return (
             CheckResult(

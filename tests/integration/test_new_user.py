@@ -202,3 +202,19 @@ def test_state_file_from_a_newer_version_says_so(stack_home: StackHome) -> None:
     assert "newer version" in line and str(state) in line, line
     assert "Input should be" not in result.stderr
     assert state.read_text() == '{"schema_version": 99}'
+
+
+def test_a_duplicate_env_key_is_a_warning_naming_both_lines(stack_home: StackHome) -> None:
+    env_file = stack_home.path / ".env"
+    lines = env_file.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines, 1) if line.startswith("WEBUI_PORT="))
+    env_file.write_text("\n".join(lines) + "\nWEBUI_PORT=" + str(stack_home.ports["webui"]) + "\n")
+    second = len(lines) + 1
+
+    status = stack_home.cli("status", "--json")
+    check = stack_home.cli("check", "--json")
+
+    [warning] = [w for w in status.json()["warnings"] if "WEBUI_PORT" in w]
+    assert f"lines {first} and {second}" in warning, warning
+    env_check = next(c for c in check.json()["checks"] if c["name"] == "env-file")
+    assert env_check["status"] == "warn" and f"lines {first} and {second}" in env_check["detail"], env_check
