@@ -39,8 +39,7 @@ def render(result: StackStatus, output: Output) -> None:
 def render_table(result: StackStatus, output: Output) -> None:
     from rich.table import Table
 
-    if output.quiet:
-        return
+    # --quiet drops progress and warnings, not the result asked for.
     summary = "running" if result.running else "not running"
     if result.running:
         summary += ", healthy" if result.healthy else ", not healthy yet"

@@ -218,3 +218,10 @@ def test_a_duplicate_env_key_is_a_warning_naming_both_lines(stack_home: StackHom
     assert f"lines {first} and {second}" in warning, warning
     env_check = next(c for c in check.json()["checks"] if c["name"] == "env-file")
     assert env_check["status"] == "warn" and f"lines {first} and {second}" in env_check["detail"], env_check
+
+
+def test_quiet_status_still_prints_the_result(stack_running: StackHome) -> None:
+    result = stack_running.cli("-q", "status")
+
+    assert result.code == 0
+    assert "webui" in result.stdout and "healthy" in result.stdout
