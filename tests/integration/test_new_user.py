@@ -225,3 +225,12 @@ def test_quiet_status_still_prints_the_result(stack_running: StackHome) -> None:
 
     assert result.code == 0
     assert "webui" in result.stdout and "healthy" in result.stdout
+
+
+def test_enable_messages_match_what_happens(stack_home: StackHome) -> None:
+    first = stack_home.cli("extensions", "enable", "time")
+    again = stack_home.cli("extensions", "enable", "time")
+
+    assert first.code == 0 and again.code == 0, first.stderr + again.stderr
+    assert "reloads" not in first.stderr and "when the stack starts" in first.stderr, first.stderr
+    assert "already enabled" in again.stderr and "Enabled" not in again.stderr, again.stderr
