@@ -25,7 +25,11 @@ def run(home: Path, output: Output, yes: bool, timeout: float) -> UpdateReport:
         for service, image in images.items():
             planned.append((compose, service, image, engine.image_id(image)))
 
-    output.progress(f"Pulling {len({image for _, _, image, _ in planned})} image(s); the stack keeps running...")
+    count = len({image for _, _, image, _ in planned})
+    if any(c.state == "running" for c in running.values()):
+        output.progress(f"Pulling {count} image(s); the stack keeps running...")
+    else:
+        output.progress(f"Pulling {count} image(s); the stack is not running, so nothing will be recreated...")
     for compose, _ in targets:
         pull(compose, output)
 

@@ -234,3 +234,9 @@ def test_enable_messages_match_what_happens(stack_home: StackHome) -> None:
     assert first.code == 0 and again.code == 0, first.stderr + again.stderr
     assert "reloads" not in first.stderr and "when the stack starts" in first.stderr, first.stderr
     assert "already enabled" in again.stderr and "Enabled" not in again.stderr, again.stderr
+
+
+def test_update_of_a_stopped_stack_does_not_claim_it_runs(stack_home: StackHome) -> None:
+    result = stack_home.cli("update", "--yes")
+
+    assert "keeps running" not in result.stderr, result.stderr
