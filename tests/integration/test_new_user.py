@@ -240,3 +240,15 @@ def test_update_of_a_stopped_stack_does_not_claim_it_runs(stack_home: StackHome)
     result = stack_home.cli("update", "--yes")
 
     assert "keeps running" not in result.stderr, result.stderr
+
+
+def test_answering_no_to_uninstall_remove_volumes_removes_nothing(stack_running: StackHome) -> None:
+    before = sorted(c.id for c in stack_running.containers())
+    volumes = sorted(v.name for v in stack_running.volumes())
+
+    result = run_tty(stack_running, "uninstall", "--remove-volumes", answers=[("for good?", "n\r")])
+
+    assert "Deleting volumes" not in result.stdout
+    assert sorted(c.id for c in stack_running.containers()) == before, result.stdout
+    assert sorted(v.name for v in stack_running.volumes()) == volumes
+    assert result.code == 1 and "nothing was removed" in result.stdout.lower(), result.stdout
