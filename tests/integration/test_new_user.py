@@ -252,3 +252,13 @@ def test_answering_no_to_uninstall_remove_volumes_removes_nothing(stack_running:
     assert sorted(c.id for c in stack_running.containers()) == before, result.stdout
     assert sorted(v.name for v in stack_running.volumes()) == volumes
     assert result.code == 1 and "nothing was removed" in result.stdout.lower(), result.stdout
+
+
+def test_start_warns_when_ports_are_exposed(stack_home: StackHome) -> None:
+    env_file = stack_home.path / ".env"
+    env_file.write_text(env_file.read_text() + "BIND_ADDRESS=0.0.0.0\n")
+
+    result = stack_home.cli("start", "--platform", "cpu", "--timeout", "60")
+
+    assert result.code == 0, result.stderr
+    assert "Warning:" in result.stderr and "0.0.0.0" in result.stderr, result.stderr
