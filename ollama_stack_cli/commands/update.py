@@ -109,7 +109,7 @@ def _images(compose: Compose) -> dict[str, str]:
 def pull(compose: Compose, output: Output) -> None:
     """Pull with compose's own progress on a terminal; a failure leaves the stack untouched."""
     if output.interactive:
-        code = compose.stream("pull")
+        code = compose.stream("pull", scrub=False)
         stderr = ""
     else:
         result = compose.run("pull", "--quiet")
