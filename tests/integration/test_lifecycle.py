@@ -161,3 +161,16 @@ def test_logs_of_one_service_and_unknown_targets(stack_running: StackHome) -> No
     assert one.code == 0 and "webui-1" in one.stdout and "ollama-1" not in one.stdout
     assert typo.code == 2
     assert "Did you mean 'webui'?" in typo.stderr and "mcp_proxy" in typo.stderr
+
+
+def test_restart_recreates_the_running_stack(stack_running: StackHome) -> None:
+    before = {c.labels["com.docker.compose.service"]: c.id for c in stack_running.containers()}
+
+    result = stack_running.cli("restart", "--platform", "cpu", "--timeout", "60", "--json")
+
+    assert result.code == 0, result.stderr
+    after = {c.labels["com.docker.compose.service"]: c for c in stack_running.containers()}
+    assert sorted(after) == sorted(before)
+    for service, container in after.items():
+        assert container.id != before[service] and container.status == "running", service
+    assert result.json()["healthy"] is True
