@@ -153,3 +153,22 @@ def test_env_rewrite_keeps_lines_with_unicode_separators(isolated_home: Path) ->
     (isolated_home / ".env").write_text("MY_NOTE=a\u2028b\n")
     config.ensure_env(isolated_home)
     assert config.read_env_values(isolated_home)["MY_NOTE"] == "a\u2028b"
+
+
+def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from ollama_stack_cli import config
+
+    target = tmp_path / ".env"
+    target.write_text("OLD=1\n")
+
+    def failing_replace(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        config.atomic_write(target, "NEW=2\n")
+
+    assert target.read_text() == "OLD=1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]  # no temp file left
