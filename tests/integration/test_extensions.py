@@ -156,7 +156,7 @@ def test_racing_enables_never_lose_one(stack_home: StackHome) -> None:
 def test_extension_commands_refuse_hostile_names(stack_home: StackHome) -> None:
     for name in ("../../etc", "a/b", "UP"):
         result = stack_home.cli("extensions", "enable", name)
-        assert result.code == 1 and "Invalid extension name" in result.stderr
+        assert result.code == 2 and "Invalid extension name" in result.stderr
     assert not (stack_home.path / ".ollama-stack.json").exists()
 
 
