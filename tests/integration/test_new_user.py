@@ -21,7 +21,9 @@ def test_status_table_is_readable_at_80_columns(stack_running: StackHome) -> Non
 
     assert result.code == 0, result.stdout
     lines = _screen(result.stdout)
-    assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    # Warnings (e.g. about a teammate's installation on this engine) are soft-wrapped by the terminal.
+    table = [line for line in lines if not line.startswith("Warning:")]
+    assert all(len(line) <= 80 for line in table), "\n".join(lines)
     for service in ("ollama", "webui", "mcp_proxy"):
         [row] = [line for line in lines if line.split()[:1] == [service]]
         words = row.split()
