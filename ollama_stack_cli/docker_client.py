@@ -308,7 +308,9 @@ def _container_info(item: dict[str, Any]) -> ContainerInfo:
         for port in item.get("Ports") or []
         if port.get("PublicPort")
     ]
-    # The engine lists an IPv4 and an IPv6 binding for a wildcard publish; keep one of each port.
+    # The engine lists a wildcard publish twice, on 0.0.0.0 and on "::"; keep one of each port.
+    wildcard_v4 = {(p.host_port, p.container_port) for p in ports if p.host_ip == "0.0.0.0"}
+    ports = [p for p in ports if not (p.host_ip == "::" and (p.host_port, p.container_port) in wildcard_v4)]
     unique = {(p.host_ip, p.host_port, p.container_port): p for p in ports}
     return ContainerInfo(
         id=item["Id"][:12],
