@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .errors import StackError
-from .schemas import SECRET_KEYS, Platform, StackEnv, StackState
+from .schemas import SECRET_KEYS, STATE_SCHEMA_VERSION, Platform, StackEnv, StackState
 
 APP_NAME = "ollama-stack"
 HOME_ENV_VAR = "OLLAMA_STACK_HOME"
@@ -51,8 +51,7 @@ def ensure_home(home: Path) -> None:
     """Create the home owner-only; an existing home keeps the permissions it has."""
     if home.is_dir():
         return
-    if home.exists():
-        raise StackError(f"The home {home} exists but is not a directory.", "Pass another --home.")
+    require_home_dir(home)
     try:
         home.mkdir(parents=True, mode=0o700)
         home.chmod(0o700)
@@ -61,6 +60,16 @@ def ensure_home(home: Path) -> None:
             f"Cannot create the home {home}: {exc.strerror}.",
             f"Choose a writable directory with --home or {HOME_ENV_VAR}.",
         ) from exc
+
+
+def require_home_dir(home: Path) -> None:
+    """A home that exists must be a folder; a file there is named as such, not as a permission problem."""
+    if home.exists() and not home.is_dir():
+        raise StackError(
+            f"The home {home} is not a directory (a file is there).",
+            f"Move that file aside, or pass another --home or {HOME_ENV_VAR}.",
+            slug="home_not_a_directory",
+        )
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
@@ -102,9 +111,10 @@ def read_state(home: Path) -> StackState:
     A file that does not parse stops the command: it is the user's data and is never
     replaced behind their back.
     """
+    require_home_dir(home)
     path = state_path(home)
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = path.read_text(encoding="utf-8-sig")  # a BOM (Notepad) is not part of the JSON
     except FileNotFoundError:
         return default_state()
     except OSError as exc:
@@ -123,6 +133,14 @@ def read_state(home: Path) -> StackState:
             "Fix it, or move it aside to start from defaults; ollama-stack will not overwrite it.",
             slug="invalid_state",
         ) from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > STATE_SCHEMA_VERSION:
+        raise StackError(
+            f"The state file {path} is from a newer version of ollama-stack (schema {version}; "
+            f"this one reads {STATE_SCHEMA_VERSION}).",
+            "Upgrade ollama-stack (pip install --upgrade ollama-stack); it will not overwrite the file.",
+            slug="invalid_state",
+        )
     try:
         return StackState.model_validate(data)
     except ValidationError as exc:
@@ -193,6 +211,7 @@ def env_path(home: Path) -> Path:
 
 def read_env_values(home: Path) -> dict[str, str]:
     """Every key in `.env`, the user's own included; empty when there is no file."""
+    require_home_dir(home)
     path = env_path(home)
     if not path.exists():
         return {}
@@ -239,6 +258,32 @@ def read_env_values(home: Path) -> dict[str, str]:
             )
         result[key] = value
     return result
+
+
+def env_duplicates(home: Path) -> list[str]:
+    """A key set on two lines (the last one wins, as in compose), one note per key."""
+    import io
+
+    from dotenv.parser import parse_stream
+
+    path = env_path(home)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []  # read_env_values reports what is wrong with the file
+    first: dict[str, int] = {}
+    notes = []
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key is None or binding.error:
+            continue
+        line = binding.original.line
+        if binding.key in first:
+            notes.append(
+                f"{binding.key} is set twice in {path} (lines {first[binding.key]} and {line}); "
+                f"the value on line {line} is used."
+            )
+        first[binding.key] = line
+    return notes
 
 
 def read_env(home: Path) -> StackEnv:
@@ -292,7 +337,8 @@ def update_env(home: Path, updates: dict[str, str]) -> None:
     path = env_path(home)
     try:
         # split on "\n" only: splitlines() would also break a value at U+2028 and friends.
-        lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+        # utf-8-sig: a BOM (Notepad) would hide the first line's key from _ENV_LINE.
+        lines = path.read_text(encoding="utf-8-sig").rstrip("\n").split("\n")
     except FileNotFoundError:
         lines = []
     pending = dict(updates)

@@ -428,7 +428,9 @@ def _container_info(item: dict[str, Any]) -> ContainerInfo:
         for port in item.get("Ports") or []
         if port.get("PublicPort")
     ]
-    # The engine lists an IPv4 and an IPv6 binding for a wildcard publish; keep one of each port.
+    # The engine lists a wildcard publish twice, on 0.0.0.0 and on "::"; keep one of each port.
+    wildcard_v4 = {(p.host_port, p.container_port) for p in ports if p.host_ip == "0.0.0.0"}
+    ports = [p for p in ports if not (p.host_ip == "::" and (p.host_port, p.container_port) in wildcard_v4)]
     unique = {(p.host_ip, p.host_port, p.container_port): p for p in ports}
     return ContainerInfo(
         id=item["Id"][:12],
@@ -576,14 +578,52 @@ class Compose:
                 text = text.replace(value, "***")
         return text
 
-    def stream(self, *args: str) -> int:
-        """Run with the terminal's stdout/stderr (for `logs -f` and pull progress)."""
+    def stream(self, *args: str, scrub: bool = True) -> int:
+        """Run with output passed on as it comes (`logs -f`), secrets masked line by line.
+
+        `scrub=False` hands compose the terminal itself, for its pull progress display
+        (which shows image names and sizes, never the environment).
+        """
         full = [*self.base_args(), *args]
         log.debug("streaming %s", " ".join(args))
         try:
-            return subprocess.run(full, env=self.process_env(), check=False).returncode
+            if not scrub:
+                return subprocess.run(full, env=self.process_env(), check=False).returncode
+            proc = subprocess.Popen(
+                full, env=self.process_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
         except FileNotFoundError as exc:
             raise docker_unavailable(f"Cannot run {full[0]}.", COMPOSE_HINT) from exc
+        import threading
+
+        closed = threading.Event()
+
+        def pump(source: Any, fd: int) -> None:
+            for line in iter(source.readline, b""):
+                if closed.is_set():
+                    continue  # drain, so compose never blocks on a full pipe
+                data = self.scrub(line.decode("utf-8", "replace")).encode("utf-8")
+                try:
+                    while data:
+                        data = data[os.write(fd, data) :]
+                except BrokenPipeError:  # `logs | head`: the reader is done
+                    closed.set()
+                    proc.terminate()
+
+        pumps = [
+            threading.Thread(target=pump, args=(proc.stdout, 1), daemon=True),
+            threading.Thread(target=pump, args=(proc.stderr, 2), daemon=True),
+        ]
+        for thread in pumps:
+            thread.start()
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            proc.wait()
+            return 130
+        for thread in pumps:
+            thread.join()
+        return 0 if closed.is_set() else code
 
     def up(self, services: Sequence[str] = ()) -> None:
         result = self.run("up", "--detach", "--remove-orphans", *services)

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import config
-from .errors import StackError
+from .errors import ExitCode, StackError
 from .schemas import EXTENSION_NAME_PATTERN, Extension, ExtensionManifest, Platform
 
 MANIFEST = "mcp-config.json"
@@ -28,6 +28,7 @@ def validate_name(name: str) -> str:
         raise StackError(
             f"Invalid extension name {name!r}.",
             "Names are lowercase letters, digits, '-' and '_', starting with a letter or digit (at most 64).",
+            code=ExitCode.USAGE,
             slug="invalid_name",
         )
     return name
@@ -64,7 +65,7 @@ def _load(folder: Path, source: str) -> Extension:
         return Extension(**base, error="folder name is not a valid extension name")
     manifest_path = folder / MANIFEST
     try:
-        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+        data = json.loads(manifest_path.read_text(encoding="utf-8-sig"))  # Notepad may add a BOM
     except FileNotFoundError:
         return Extension(**base, error=f"no {MANIFEST}")
     except (OSError, UnicodeDecodeError) as exc:
@@ -91,11 +92,11 @@ def get(home: Path, name: str) -> Extension:
     import difflib
 
     close = difflib.get_close_matches(name, list(found), n=1)
-    hint = f"Did you mean {close[0]!r}?" if close else None
     known = ", ".join(found) or "none"
     raise StackError(
         f"Unknown extension {name!r}.",
-        hint or f"Known extensions: {known}. See `ollama-stack extensions list`.",
+        (f"Did you mean {close[0]!r}? " if close else "") + f"Valid extensions: {known}.",
+        code=ExitCode.USAGE,
         slug="unknown_extension",
     )
 

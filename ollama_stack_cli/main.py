@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -32,6 +32,21 @@ Examples:
 Exit codes: 0 ok, 1 failed, 2 usage, 3 not running, 4 no Docker/compose,
 5 locked by another operation, 130 interrupted.
 """
+
+
+def _flags_take_no_value() -> None:
+    """typer 0.29's rich help prints flags as `--json <bool>`, as if they took a value."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign,assignment]
+
+
+_flags_take_no_value()
 
 app = typer.Typer(
     name="ollama-stack",
@@ -272,7 +287,7 @@ def logs(
     """
     from .commands import logs as cmd
 
-    code = cmd.run(STATE.home, target, follow, cmd.validate_tail(tail), since)
+    code = cmd.run(STATE.home, target, follow, cmd.validate_tail(tail), cmd.validate_since(since))
     if code:
         raise typer.Exit(ExitCode.INTERRUPTED if code == 130 else ExitCode.FAILED)
 

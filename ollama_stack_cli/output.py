@@ -35,7 +35,7 @@ class Output:
 
             # Piped output is read by programs and wide logs: don't wrap tables at 80 columns.
             width = None if sys.stdout.isatty() else 200
-            self._out = Console(highlight=False, width=width)
+            self._out = Console(file=_Stdout(), highlight=False, width=width)  # type: ignore[arg-type]
         return self._out
 
     @property
@@ -74,15 +74,16 @@ class Output:
         if sys.stdout.isatty():
             self.out.print(message)
         else:  # piped: plain text without loading rich
-            sys.stdout.write(_strip_markup(message) + "\n")
+            _Stdout().write(_strip_markup(message) + "\n")
 
     def emit(self, document: BaseModel | dict[str, Any]) -> None:
         if hasattr(document, "model_dump"):
             data = document.model_dump(mode="json")
         else:
             data = document
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        sys.stdout.flush()
+        stdout = _Stdout()
+        stdout.write(json.dumps(data, indent=2) + "\n")
+        stdout.flush()
 
     def error(self, exc: StackError) -> None:
         if self.json_mode:
@@ -105,6 +106,37 @@ class Output:
                 self.err.print(f"  {_escape(line)}", style="dim")
         if exc.hint:
             self.err.print(f"[dim]Hint:[/dim] {_escape(exc.hint)}")
+
+
+class _Stdout:
+    """sys.stdout, where a closed pipe (`status | head -1`) means the reader is done, not an error.
+
+    The rest of the output goes to /dev/null and the command ends with its own exit code.
+    """
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stdout.write(text)
+        except BrokenPipeError:
+            _stdout_gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _stdout_gone()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys.stdout, name)
+
+
+def _stdout_gone() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _strip_markup(text: str) -> str:

@@ -362,6 +362,9 @@ class PreState(BaseModel):
     services: list[str] = Field(default_factory=list)
     running_services: list[str] = Field(default_factory=list)
     networks: list[str] = Field(default_factory=list)
+    # This installation's volumes before the operation; None in journals from before this
+    # field existed, where no volume may be taken for one the operation created.
+    volumes: list[str] | None = None
     # Home-relative path -> previous text (None: the file did not exist).
     files: dict[str, str | None] = Field(default_factory=dict)
 

@@ -159,7 +159,7 @@ def _service_status(
 
 
 def _warnings(ctx: Context, containers: list[ContainerInfo], services: list[ServiceStatus]) -> list[str]:
-    warnings: list[str] = []
+    warnings: list[str] = config.env_duplicates(ctx.home)
     states = {s.state for s in services}
     if "running" in states and states != {"running"}:
         missing = ", ".join(s.name for s in services if s.state != "running")
@@ -185,6 +185,26 @@ def _warnings(ctx: Context, containers: list[ContainerInfo], services: list[Serv
 
 
 # --- start ------------------------------------------------------------------
+
+
+def shared_ports(env: StackEnv, platform: Platform) -> list[tuple[str, str, int]]:
+    """Pairs of `.env` port keys set to the same port: (first key, second key, port)."""
+    specs = expected_services(platform)
+    return [
+        (a.port_key, b.port_key, env.port_of(a))
+        for i, a in enumerate(specs)
+        for b in specs[i + 1 :]
+        if env.port_of(a) == env.port_of(b)
+    ]
+
+
+def require_distinct_ports(ctx: Context, platform: Platform) -> None:
+    for first, second, port in shared_ports(ctx.env, platform):
+        raise StackError(
+            f"{first} and {second} are both {port} in {config.env_path(ctx.home)}; each service needs its own port.",
+            f"Set {second} to another free port in that file.",
+            slug="port_conflict",
+        )
 
 
 def busy_ports(ctx: Context, platform: Platform, running: list[ContainerInfo]) -> list[tuple[str, int]]:
@@ -282,6 +302,7 @@ def capture_pre_state(ctx: Context, engine: Engine | None, containers: list[Cont
         services=sorted({_service_key(c) for c in ours}),
         running_services=sorted({_service_key(c) for c in ours if c.state == "running"}),
         networks=engine.networks(ctx.project),
+        volumes=engine.volumes(ctx.project),
         files=files,
     )
 
@@ -309,8 +330,8 @@ UNDOABLE_STEPS = ("compose_up", "extensions_up", "files")
 def rollback(home: Path, engine: Engine, entry: JournalEntry) -> list[str]:
     """Undo the entry's running and done steps in reverse; return what was undone.
 
-    Containers and networks that did not exist before are removed; state files are
-    put back. Volumes and anything that existed before are never touched. Ctrl-C is
+    Containers, networks and volumes that did not exist before are removed; state
+    files are put back. Anything that existed before, volumes above all, is never touched. Ctrl-C is
     ignored meanwhile: a half-finished rollback would be worse than a slow one.
     """
     import signal
@@ -346,11 +367,19 @@ def _remove_created(engine: Engine, entry: JournalEntry) -> list[str]:
     engine.remove_containers([c.id for c in created])
     new_networks = [n for n in engine.networks(entry.project) if n not in entry.pre_state.networks]
     engine.remove_networks(new_networks)
+    new_volumes: list[str] = []
+    if entry.pre_state.volumes is not None:
+        # Only volumes this operation created: empty, or holding what a failed start wrote.
+        new_volumes = [v for v in engine.volumes(entry.project) if v not in entry.pre_state.volumes]
+        failed = engine.remove_volumes(new_volumes)
+        new_volumes = [v for v in new_volumes if v not in failed]
     undone = []
     if created:
         undone.append(f"removed {len(created)} container(s)")
     if new_networks:
         undone.append(f"removed network {', '.join(new_networks)}")
+    if new_volumes:
+        undone.append(f"removed the volume(s) it had created: {', '.join(new_volumes)}")
     return undone
 
 
@@ -421,7 +450,7 @@ def recover(home: Path, engine: Engine) -> str | None:
             "run `ollama-stack start` to bring the stack to a known state."
         )
     what = "; ".join(undone) if undone else "nothing had changed yet"
-    return f"{found}: rolled it back ({what}; volumes kept)."
+    return f"{found}: rolled it back ({what}; existing volumes kept)."
 
 
 # --- extensions -------------------------------------------------------------

@@ -71,6 +71,10 @@ def _env_file(home: Path) -> tuple[CheckResult, StackEnv]:
         return CheckResult(name="env-file", status="pass", detail="not created yet (start creates it)"), settings
     mode = stat.S_IMODE(path.stat().st_mode)
     secrets = "secrets set (hidden)" if settings.WEBUI_SECRET_KEY and settings.MCP_PROXY_API_KEY else "secrets not yet"
+    duplicates = config.env_duplicates(home)
+    if duplicates:
+        fix = "Keep one line per key."
+        return CheckResult(name="env-file", status="warn", detail=" ".join(duplicates), fix=fix), settings
     if mode & 0o077:
         return (
             CheckResult(
@@ -94,6 +98,10 @@ def _state_file(home: Path) -> tuple[CheckResult, bool]:
 def _home(home: Path) -> CheckResult:
     if not home.exists():
         return CheckResult(name="home", status="pass", detail=f"{home} (created on first start)")
+    if not home.is_dir():
+        return CheckResult(
+            name="home", status="fail", detail=f"{home} is not a directory", fix="Move that file aside or use --home."
+        )
     mode = stat.S_IMODE(home.stat().st_mode)
     if not os.access(home, os.W_OK):
         return CheckResult(
@@ -145,7 +153,15 @@ def _ports(home: Path, env: StackEnv, engine: Engine | None, platform: Platform)
     held: set[int] = set()
     if engine is not None:
         held = {p.host_port for c in engine.containers() if c.installation == env.PROJECT_NAME for p in c.ports}
-    results = []
+    results = [
+        CheckResult(
+            name=f"port {first}",
+            status="fail",
+            detail=f"{first} and {second} are both {port}",
+            fix=f"Set {second} to another free port in {config.env_path(home)}.",
+        )
+        for first, second, port in stack.shared_ports(env, platform)
+    ]
     for spec in stack.expected_services(platform):
         port = env.port_of(spec)
         name = f"port {spec.port_key}"

@@ -130,7 +130,8 @@ def enable(home: Path, name: str, output: Output) -> ExtensionStatus:
     extension = extensions.get(home, name)
     _require_ready(home, extension, ctx.state.platform)
     if name in ctx.state.enabled_extensions:
-        output.progress(f"{name} is already enabled.")
+        output.progress(f"{name} is already enabled; nothing to do.")
+        return _status_of(home, name, output)
     journal = stack.begin(ctx, None, f"extensions enable {name}", ["files"], ctx.state.platform)
     try:
         with journal.step("files"):
@@ -141,11 +142,22 @@ def enable(home: Path, name: str, output: Output) -> ExtensionStatus:
         journal.close()
         raise
     journal.close()
-    output.progress(f"Enabled {name}: the proxy serves its tools at /{name} (it reloads its config by itself).")
+    if _proxy_running(ctx):
+        output.progress(f"Enabled {name}: the proxy serves its tools at /{name} (it reloads its config by itself).")
+    else:
+        output.progress(f"Enabled {name}: the proxy will serve its tools at /{name} when the stack starts.")
     if extension.has_compose:
         output.progress(f"Start its containers with: ollama-stack extensions start {name}")
     _offer_in_webui(ctx, output)
     return _status_of(home, name, output)
+
+
+def _proxy_running(ctx: stack.Context) -> bool:
+    try:
+        containers = Engine().containers()
+    except StackError:
+        return False
+    return any(c.project == ctx.project and c.service == "mcp_proxy" and c.state == "running" for c in containers)
 
 
 def disable(home: Path, name: str, output: Output) -> ExtensionStatus:

@@ -50,6 +50,7 @@ def run(
             _tool_servers(ctx, compose_command, output, current)
         return current
 
+    stack.require_distinct_ports(ctx, decision.platform)
     busy = stack.busy_ports(ctx, decision.platform, ours)
     if busy:
         key, port = busy[0]
@@ -90,7 +91,7 @@ def run(
             undone.append(restored)
         journal.close()
         if undone:
-            output.progress(f"Rolled back: {'; '.join(undone)} (volumes kept).")
+            output.progress(f"Rolled back: {'; '.join(undone)} (existing volumes kept).")
         if isinstance(exc, KeyboardInterrupt):
             raise StackError(
                 "Interrupted while starting; what this start had changed was undone.",

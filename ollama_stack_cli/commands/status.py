@@ -39,8 +39,7 @@ def render(result: StackStatus, output: Output) -> None:
 def render_table(result: StackStatus, output: Output) -> None:
     from rich.table import Table
 
-    if output.quiet:
-        return
+    # --quiet drops progress and warnings, not the result asked for.
     summary = "running" if result.running else "not running"
     if result.running:
         summary += ", healthy" if result.healthy else ", not healthy yet"
@@ -48,19 +47,29 @@ def render_table(result: StackStatus, output: Output) -> None:
         f"[bold]{result.project}[/bold]: {summary}  "
         f"[dim](platform {result.platform or 'unknown'}, home {result.home})[/dim]"
     )
-    table = Table(box=None, pad_edge=False)
-    for column in ("SERVICE", "STATE", "HEALTH", "URL", "IMAGE", "UPTIME"):
-        table.add_column(column, no_wrap=column in ("SERVICE", "URL", "IMAGE"))
     colors = {"healthy": "green", "unhealthy": "red", "starting": "yellow", "none": "dim"}
-    for service in result.services:
-        table.add_row(
-            service.name,
-            service.state,
-            f"[{colors[service.health]}]{service.health}[/]",
-            service.url or "-",
-            service.image or "-",
-            service.uptime or "-",
-        )
+    rows = [
+        {
+            "SERVICE": service.name,
+            "STATE": service.state,
+            "HEALTH": service.health,
+            "URL": service.url or "-",
+            "UPTIME": short_uptime(service.uptime),
+            "IMAGE": service.image or "-",
+        }
+        for service in result.services
+    ]
+    # Columns in order of priority: the least useful go first when the terminal is narrow.
+    columns = ["SERVICE", "STATE", "HEALTH", "URL", "UPTIME", "IMAGE"]
+    while len(columns) > 3 and _width(columns, rows) > output.out.width:
+        columns.pop()
+    order: list[str] = [c for c in ("SERVICE", "STATE", "HEALTH", "URL", "IMAGE", "UPTIME") if c in columns]
+    table = Table(box=None, pad_edge=False)
+    for column in order:
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        cells = dict(row, HEALTH=f"[{colors[row['HEALTH']]}]{row['HEALTH']}[/]")
+        table.add_row(*(cells[column] for column in order))
     output.out.print(table)
     if result.extensions:
         ext_table = Table(box=None, pad_edge=False)
@@ -75,3 +84,26 @@ def render_table(result: StackStatus, output: Output) -> None:
         output.out.print(ext_table)
     for warning in result.warnings:
         output.warn(warning)
+
+
+def _width(columns: list[str], rows: list[dict[str, str]]) -> int:
+    """The table's natural width: widest cell per column, two spaces between columns."""
+    return sum(max(len(c), *(len(r[c]) for r in rows)) for c in columns) + 2 * (len(columns) - 1)
+
+
+_UPTIME_UNITS = {"second": "s", "minute": "m", "hour": "h", "day": "d", "week": "w", "month": "mo", "year": "y"}
+
+
+def short_uptime(uptime: str | None) -> str:
+    """Docker's "About an hour", "3 days", "Less than a second" as "1h", "3d", "<1s"."""
+    if not uptime:
+        return "-"
+    words = uptime.lower().split()
+    if words[:3] == ["less", "than", "a"]:
+        return "<1s"
+    if len(words) >= 2:
+        count = {"a": "1", "an": "1"}.get(words[-2], words[-2])
+        unit = _UPTIME_UNITS.get(words[-1].rstrip("s"))
+        if unit and count.isdigit():
+            return count + unit
+    return uptime

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import stack
 from ..docker_client import Engine, find_compose
+from ..errors import StackError
 from ..output import Output, confirm
 from ..schemas import UninstallReport
 
@@ -20,8 +21,12 @@ def run(home: Path, output: Output, remove_volumes: bool, yes: bool) -> Uninstal
     if remove_volumes and volumes:
         output.warn(f"This deletes {len(volumes)} volume(s) with your models and chats: {', '.join(volumes)}.")
         if not confirm(output, "Delete these volumes for good?", yes, "Deleting volumes"):
-            remove_volumes = False
-            output.progress("Keeping the volumes.")
+            # "No" to the question asked is no to the command: nothing is removed.
+            raise StackError(
+                "Cancelled: nothing was removed.",
+                "To remove the containers and keep the volumes: ollama-stack uninstall",
+                slug="cancelled",
+            )
 
     if containers or networks:
         platform = ctx.state.platform or "cpu"

@@ -25,7 +25,11 @@ def run(home: Path, output: Output, yes: bool, timeout: float) -> UpdateReport:
         for service, image in images.items():
             planned.append((compose, service, image, engine.image_id(image)))
 
-    output.progress(f"Pulling {len({image for _, _, image, _ in planned})} image(s); the stack keeps running...")
+    count = len({image for _, _, image, _ in planned})
+    if any(c.state == "running" for c in running.values()):
+        output.progress(f"Pulling {count} image(s); the stack keeps running...")
+    else:
+        output.progress(f"Pulling {count} image(s); the stack is not running, so nothing will be recreated...")
     for compose, _ in targets:
         pull(compose, output)
 
@@ -105,11 +109,18 @@ def _images(compose: Compose) -> dict[str, str]:
 def pull(compose: Compose, output: Output) -> None:
     """Pull with compose's own progress on a terminal; a failure leaves the stack untouched."""
     if output.interactive:
-        code = compose.stream("pull")
+        code = compose.stream("pull", scrub=False)
         stderr = ""
     else:
         result = compose.run("pull", "--quiet")
         code, stderr = result.returncode, result.stderr
+    if code != 0 and not stderr:
+        # Streamed: compose's own messages, shown above, name the image and the reason.
+        raise StackError(
+            "Pulling failed, so the stack was left as it was; compose's messages above say which image and why.",
+            "Check the image names (OLLAMA_IMAGE, WEBUI_IMAGE, MCP_PROXY_IMAGE) in the .env and the network.",
+            slug="pull_failed",
+        )
     if code != 0:
         import re
 

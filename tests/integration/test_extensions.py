@@ -71,6 +71,11 @@ def test_user_extension_lifecycle(stack_running: StackHome) -> None:
 
     assert home.cli("extensions", "restart", "echo").code == 0
     assert ext_states(home)["echo"] == "running"
+    # Restarting a running extension gives it a new container, not the same one left alone.
+    [before] = [c.id for c in home.containers() if c.labels.get("ollama-stack.extension") == "echo"]
+    assert home.cli("extensions", "restart", "echo").code == 0
+    [after] = [c for c in home.containers() if c.labels.get("ollama-stack.extension") == "echo"]
+    assert after.id != before and after.status == "running"
     proxy = next(c for c in home.containers() if c.labels["com.docker.compose.service"] == "mcp_proxy")
     started_before = proxy.attrs["State"]["StartedAt"]
     disabled = home.cli("extensions", "disable", "echo")
@@ -151,7 +156,7 @@ def test_racing_enables_never_lose_one(stack_home: StackHome) -> None:
 def test_extension_commands_refuse_hostile_names(stack_home: StackHome) -> None:
     for name in ("../../etc", "a/b", "UP"):
         result = stack_home.cli("extensions", "enable", name)
-        assert result.code == 1 and "Invalid extension name" in result.stderr
+        assert result.code == 2 and "Invalid extension name" in result.stderr
     assert not (stack_home.path / ".ollama-stack.json").exists()
 
 

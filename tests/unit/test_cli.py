@@ -23,8 +23,12 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_version_and_help() -> None:
     assert run("--version").stdout.strip() == f"ollama-stack {__version__}"
     help_text = run("--help").stdout
-    for command in ("start", "stop", "restart", "status"):
-        assert command in help_text
+    listed = {line.split()[1] for line in help_text.splitlines() if line.startswith("│ ") and len(line.split()) > 2}
+    expected = {"start", "stop", "restart", "status", "logs", "check", "update", "uninstall", "extensions"}
+    assert expected <= listed, listed
+    ext_help = run("extensions", "--help").stdout
+    ext_listed = {line.split()[1] for line in ext_help.splitlines() if line.startswith("│ ") and len(line.split()) > 2}
+    assert {"list", "info", "enable", "disable", "start", "stop", "restart"} <= ext_listed, ext_listed
 
 
 def test_usage_error_is_exit_2_and_json_when_asked() -> None:
@@ -72,3 +76,10 @@ def test_global_options_may_follow_the_command() -> None:
     ]
     assert hoist_global_options(["logs", "webui", "--lock-timeout=3"]) == ["--lock-timeout=3", "logs", "webui"]
     assert hoist_global_options(["logs", "--", "-q"]) == ["logs", "--", "-q"]
+
+
+def test_help_shows_no_value_for_flags() -> None:
+    for args in (("--help",), ("status", "--help"), ("start", "--help"), ("extensions", "enable", "--help")):
+        text = run(*args).stdout
+        assert "--json" in text or "--verbose" in text, text
+        assert "<bool>" not in text, (args, text)

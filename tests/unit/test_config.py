@@ -169,3 +169,22 @@ def test_a_new_home_starts_from_the_shipped_default_state(tmp_path: Path, monkey
 
 def test_the_repo_default_state_is_the_empty_one() -> None:
     assert config.default_state() == StackState()
+
+
+def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from ollama_stack_cli import config
+
+    target = tmp_path / ".env"
+    target.write_text("OLD=1\n")
+
+    def failing_replace(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        config.atomic_write(target, "NEW=2\n")
+
+    assert target.read_text() == "OLD=1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]  # no temp file left

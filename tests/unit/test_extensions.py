@@ -64,7 +64,8 @@ def test_hostile_names_are_refused_before_any_path_is_built(isolated_home: Path,
 def test_unknown_name_gets_did_you_mean(isolated_home: Path) -> None:
     with pytest.raises(StackError) as info:
         extensions.get(isolated_home, "tmie")
-    assert info.value.hint == "Did you mean 'time'?"
+    assert info.value.hint == "Did you mean 'time'? Valid extensions: fetch, time."
+    assert info.value.code == 2
 
 
 def test_proxy_servers_by_transport_with_required_env(isolated_home: Path) -> None:

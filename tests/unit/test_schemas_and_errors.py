@@ -15,8 +15,9 @@ def _raw(status: str, state: str = "running") -> dict:
         "Status": status,
         "Labels": {"com.docker.compose.service": "webui", "com.docker.compose.project": "p"},
         "Ports": [
+            # What Docker 20.10+ lists for one wildcard publish: an IPv4 and an IPv6 binding.
             {"IP": "0.0.0.0", "PrivatePort": 8080, "PublicPort": 9000, "Type": "tcp"},
-            {"IP": "0.0.0.0", "PrivatePort": 8080, "PublicPort": 9000, "Type": "tcp"},
+            {"IP": "::", "PrivatePort": 8080, "PublicPort": 9000, "Type": "tcp"},
             {"PrivatePort": 11434, "Type": "tcp"},
         ],
     }
@@ -26,7 +27,7 @@ def test_container_health_and_uptime_from_status_text() -> None:
     info = _container_info(_raw("Up 5 minutes (healthy)"))
     assert (info.docker_health, info.uptime) == ("healthy", "5 minutes")
     assert (info.id, info.name) == ("0123456789ab", "p-webui-1")
-    assert [(p.host_port, p.container_port) for p in info.ports] == [(9000, 8080)]
+    assert [(p.host_ip, p.host_port, p.container_port) for p in info.ports] == [("0.0.0.0", 9000, 8080)]
     assert _container_info(_raw("Up 3 seconds (health: starting)")).docker_health == "starting"
     assert _container_info(_raw("Up 1 hour (unhealthy)")).docker_health == "unhealthy"
     exited = _container_info(_raw("Exited (1) 2 minutes ago", state="exited"))

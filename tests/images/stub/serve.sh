@@ -6,7 +6,7 @@
 # (/api/version, /health, /openapi.json) on every port.
 #
 # Any arguments (e.g. mcpo-style `--port 8000 --config ... --hot-reload`
-# passed as compose `command:`) are ignored.
+# passed as compose `command:`) are ignored, and echoed to the log.
 #
 # Fault knobs:
 #   STUB_EXIT=1         exit 1 immediately
@@ -40,7 +40,10 @@ for port in ${STUB_PORTS:-11434 8080 8000}; do
     pids="$pids $!"
 done
 
-echo "stub: serving $root on ports ${STUB_PORTS:-11434 8080 8000} (ignored $# args; not echoed, they may hold secrets)" >&2
+echo "stub: serving $root on ports ${STUB_PORTS:-11434 8080 8000}" >&2
+# Echoed on purpose, like a real server that logs its command line: mcpo's get
+# --api-key KEY, so tests can check that the CLI masks secrets in what it shows.
+echo "stub: args: $*" >&2
 
 # `wait` returns early when a trapped signal arrives, so TERM is handled at
 # once even though we are PID 1. If every httpd dies, exit non-zero.
