@@ -9,7 +9,7 @@ from .. import config, extensions, stack
 from ..docker_client import Engine, find_compose
 from ..errors import ExitCode, StackError
 from ..output import Output
-from ..schemas import Extension, ExtensionList, ExtensionStatus, Platform, ToolServerSync
+from ..schemas import ContainerInfo, Extension, ExtensionList, ExtensionStatus, Platform, ToolServerSync
 
 
 def _statuses(home: Path, output: Output) -> list[ExtensionStatus]:
@@ -142,22 +142,23 @@ def enable(home: Path, name: str, output: Output) -> ExtensionStatus:
         journal.close()
         raise
     journal.close()
-    if _proxy_running(ctx):
+    containers = _containers()
+    if any(c.project == ctx.project and c.service == "mcp_proxy" and c.state == "running" for c in containers):
         output.progress(f"Enabled {name}: the proxy serves its tools at /{name} (it reloads its config by itself).")
     else:
         output.progress(f"Enabled {name}: the proxy will serve its tools at /{name} when the stack starts.")
     if extension.has_compose:
         output.progress(f"Start its containers with: ollama-stack extensions start {name}")
-    _offer_in_webui(ctx, output)
+    _offer_in_webui(ctx, output, containers)
     return _status_of(home, name, output)
 
 
-def _proxy_running(ctx: stack.Context) -> bool:
+def _containers() -> list[ContainerInfo]:
+    """The engine's containers of ours; none when it is unreachable (a files-only change still works)."""
     try:
-        containers = Engine().containers()
+        return Engine().containers()
     except StackError:
-        return False
-    return any(c.project == ctx.project and c.service == "mcp_proxy" and c.state == "running" for c in containers)
+        return []
 
 
 def disable(home: Path, name: str, output: Output) -> ExtensionStatus:
@@ -183,7 +184,7 @@ def disable(home: Path, name: str, output: Output) -> ExtensionStatus:
     finally:
         journal.close()
     output.progress(f"Disabled {name}: removed from the proxy.")
-    _offer_in_webui(ctx, output, engine)
+    _offer_in_webui(ctx, output, engine.containers())
     return _status_of(home, name, output)
 
 
@@ -233,13 +234,9 @@ def stop(home: Path, name: str, output: Output) -> ExtensionStatus:
 # --- Open WebUI's tool servers ----------------------------------------------------
 
 
-def _offer_in_webui(ctx: stack.Context, output: Output, engine: Engine | None = None) -> None:
+def _offer_in_webui(ctx: stack.Context, output: Output, containers: list[ContainerInfo]) -> None:
     """After an enable or disable: change Open WebUI now if it runs, else at the next start."""
-    try:
-        running = stack.webui_running(ctx, (engine or Engine()).containers())
-    except StackError:
-        running = False
-    if not running:
+    if not stack.webui_running(ctx, containers):
         output.progress("Open WebUI gets the change at the next `ollama-stack start`.")
         return
     warning = report_tool_servers(stack.sync_tool_servers(ctx), output)
