@@ -219,3 +219,13 @@ def test_pull_stops_when_client_goes_away(server: tuple[str, int, Path], monkeyp
     assert partial.stat().st_size == size < 64 << 20
     names = [m["name"] for m in json.loads(call(server, "GET", "/api/tags")[1])["models"]]
     assert names == ["stand-in:latest"]
+
+
+def test_tool_result_comes_from_the_context_not_from_the_templates_instructions() -> None:
+    user = (
+        "Cite with <source> tags: each <source> tag includes an explicit id attribute.\n"
+        '<context><source id="1" name="time">{"datetime": "2026-01-01T00:00:00+00:00"}</source></context>\n'
+        "What time is it?"
+    )
+    answer = srv.reply([{"role": "user", "content": user}], tools=None)
+    assert answer["content"] == 'The tool said: {"datetime": "2026-01-01T00:00:00+00:00"}'

@@ -65,15 +65,18 @@ def _last_user(messages: list[dict[str, Any]]) -> str:
 
 
 def extract_sources(text: str) -> str:
-    """The tool result Open WebUI put into a message: the bodies of <source> tags,
-    else the body of <context>, else the whole text."""
-    bodies = [b.strip() for b in re.findall(r"<source\b[^>]*>(.*?)</source>", text, flags=re.S)]
+    """The tool result Open WebUI put into a message: the bodies of the <source> tags
+    inside its (last) <context>, else that context's body, else the whole text.
+
+    Only inside <context>: Open WebUI's prompt template itself mentions "<source>" tags
+    in its instructions, before the real ones.
+    """
+    contexts = re.findall(r"<context>(.*?)</context>", text, flags=re.S)
+    scope = contexts[-1] if contexts else text
+    bodies = [b.strip() for b in re.findall(r"<source\b[^>]*>(.*?)</source>", scope, flags=re.S)]
     if bodies:
         return "\n".join(bodies)
-    ctx = re.search(r"<context>(.*?)</context>", text, flags=re.S)
-    if ctx:
-        return ctx.group(1).strip()
-    return text.strip()
+    return scope.strip()
 
 
 def legacy_tool_names(system_text: str) -> list[str]:
