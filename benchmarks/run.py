@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.load:
         doc = json.loads(Path(args.load).read_text())
     else:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
         signal.signal(signal.SIGTERM, _terminate)
         signal.signal(signal.SIGHUP, _terminate)
         try:
