@@ -291,6 +291,11 @@ def read_env(home: Path) -> StackEnv:
     return _validate_env(read_env_values(home), env_path(home))
 
 
+def validate_env(values: dict[str, str], home: Path) -> StackEnv:
+    """The validated settings from values already read with `read_env_values`."""
+    return _validate_env(values, env_path(home))
+
+
 def _validate_env(values: dict[str, str], path: Path) -> StackEnv:
     known = {key: values[key] for key in StackEnv.model_fields if key in values}
     try:

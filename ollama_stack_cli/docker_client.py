@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ExitCode, StackError, docker_unavailable
-from .schemas import INSTALLATION_LABEL, ContainerInfo, JournalEntry, JournalStep, PortBinding, PreState
+from .schemas import INSTALLATION_LABEL, ComposeModel, ContainerInfo, JournalEntry, JournalStep, PortBinding, PreState
 
 
 class _DebugLog:
@@ -471,12 +471,12 @@ def find_compose() -> list[str]:
         return [str(plugin)]
     docker_cli = shutil.which("docker")
     if docker_cli:
-        version = _compose_version([docker_cli, "compose"])
+        version = compose_version([docker_cli, "compose"])
         if version and not version.startswith("1."):
             return [docker_cli, "compose"]
     standalone = shutil.which("docker-compose")
     if standalone:
-        version = _compose_version([standalone])
+        version = compose_version([standalone])
         if version and version.startswith("1."):
             raise docker_unavailable(
                 f"docker-compose {version} is Compose v1, which ollama-stack does not support.", COMPOSE_HINT
@@ -496,7 +496,7 @@ def _compose_plugin() -> Path | None:
     return None
 
 
-def _compose_version(command: list[str]) -> str | None:
+def compose_version(command: list[str]) -> str | None:
     try:
         result = subprocess.run(
             [*command, "version", "--short"], capture_output=True, text=True, timeout=30, check=False
@@ -656,18 +656,12 @@ class Compose:
         result = self.run(*args, timeout=30)
         return result.stdout
 
-    def services(self) -> list[str]:
-        result = self.run("config", "--services")
-        if result.returncode != 0:
-            raise translate_compose_error("config", result.stderr)
-        return [line.strip() for line in result.stdout.splitlines() if line.strip()]
-
-    def config(self) -> dict[str, Any]:
+    def config(self) -> ComposeModel:
+        """The merged project as compose resolves it (images, own volumes and networks)."""
         result = self.run("config", "--format", "json")
         if result.returncode != 0:
             raise translate_compose_error("config", result.stderr)
-        data: dict[str, Any] = json.loads(result.stdout)
-        return data
+        return ComposeModel.model_validate_json(result.stdout)
 
 
 # What compose says (lowercased substrings) -> what the user reads, the fix, the JSON code.

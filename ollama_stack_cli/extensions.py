@@ -83,10 +83,9 @@ def _load(folder: Path, source: str) -> Extension:
     return Extension(**base, manifest=manifest)
 
 
-def get(home: Path, name: str) -> Extension:
-    """One extension by name, or an error with a did-you-mean."""
+def get(found: dict[str, Extension], name: str) -> Extension:
+    """One extension by name from those discovered, or a usage error with a did-you-mean."""
     validate_name(name)
-    found = discover(home)
     if name in found:
         return found[name]
     import difflib

@@ -11,13 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from . import __version__
 from .errors import ExitCode, StackError
 from .output import Output
+
+if TYPE_CHECKING:
+    from . import stack
+    from .schemas import Platform
 
 HELP = """Run Ollama, Open WebUI and an MCP proxy on Docker with one command.
 
@@ -121,23 +125,50 @@ def main(
         log.enabled = True
 
 
+def reading(*, docker: bool = True) -> stack.Context:
+    """The context of a read-only command: loaded once, nothing created, no lock."""
+    from . import stack
+
+    ctx = stack.load(STATE.home)
+    if docker:
+        preflight(ctx)
+    return ctx
+
+
 @contextmanager
-def changing(command: str) -> Iterator[Path]:
-    """Hold the home's lock around a command that changes anything."""
+def changing(command: str, *, docker: bool = True) -> Iterator[stack.Context]:
+    """Hold the home's lock around a command that changes anything, and load its context.
+
+    An operation a killed process left half done is repaired first; then the
+    context is read (once, after the repair) and the pre-flight runs.
+    """
+    from . import stack
     from .config import ensure_home
-    from .docker_client import Journal, operation_lock
+    from .docker_client import Engine, Journal, operation_lock
 
     home = STATE.home
     ensure_home(home)
     with operation_lock(home, command, STATE.lock_timeout, STATE.output.progress):
         if Journal.has_open(home):
-            from .docker_client import Engine
-            from .stack import recover
-
-            note = recover(home, Engine())
+            note = stack.recover(home, Engine())
             if note:
                 STATE.output.warn(note)
-        yield home
+        ctx = stack.load(home)
+        if docker:
+            preflight(ctx)
+        yield ctx
+
+
+def _platform_option(value: str | None) -> Platform | None:
+    from .stack import require_valid_platform
+
+    return require_valid_platform(value)
+
+
+def preflight(ctx: stack.Context) -> None:
+    """Before a command touches Docker: the engine answers and Compose v2 is there (exit 4)."""
+    ctx.engine.ping()
+    ctx.compose_command  # noqa: B018 - found now, so a missing compose fails before any change
 
 
 UpdateOption = Annotated[
@@ -163,8 +194,9 @@ def start(
     from .commands import start as cmd
 
     STATE.output.json_mode = json_
-    with changing("start") as home:
-        result = cmd.run(home, STATE.output, platform=platform, wait=not no_wait, timeout=timeout, update=update)
+    forced = _platform_option(platform)  # a usage error before anything is created
+    with changing("start") as ctx:
+        result = cmd.run(ctx, STATE.output, platform=forced, wait=not no_wait, timeout=timeout, update=update)
     cmd.render(result, STATE.output)
 
 
@@ -177,8 +209,8 @@ def stop(json_: JsonOption = False) -> None:
     from .commands import stop as cmd
 
     STATE.output.json_mode = json_
-    with changing("stop") as home:
-        result = cmd.run(home, STATE.output)
+    with changing("stop") as ctx:
+        result = cmd.run(ctx, STATE.output)
     cmd.render(result, STATE.output)
 
 
@@ -195,9 +227,10 @@ def restart(
     from .commands import stop as stop_cmd
 
     STATE.output.json_mode = json_
-    with changing("restart") as home:
-        stop_cmd.run(home, STATE.output)
-        result = start_cmd.run(home, STATE.output, platform=platform, wait=not no_wait, timeout=timeout, update=update)
+    forced = _platform_option(platform)
+    with changing("restart") as ctx:
+        stop_cmd.run(ctx, STATE.output)
+        result = start_cmd.run(ctx, STATE.output, platform=forced, wait=not no_wait, timeout=timeout, update=update)
     start_cmd.render(result, STATE.output)
 
 
@@ -207,7 +240,7 @@ def status(json_: JsonOption = False) -> None:
     from .commands import status as cmd
 
     STATE.output.json_mode = json_
-    result = cmd.run(STATE.home)
+    result = cmd.run(reading(docker=False))  # one listing is all it asks of the engine
     cmd.render(result, STATE.output)
     if not result.running:
         raise typer.Exit(ExitCode.NOT_RUNNING)
@@ -231,8 +264,8 @@ def update(
     from .commands import update as cmd
 
     STATE.output.json_mode = json_
-    with changing("update") as home:
-        report = cmd.run(home, STATE.output, yes, timeout)
+    with changing("update") as ctx:
+        report = cmd.run(ctx, STATE.output, yes, timeout)
     cmd.render(report, STATE.output)
 
 
@@ -248,9 +281,9 @@ def uninstall(
     from .commands import uninstall as cmd
 
     STATE.output.json_mode = json_
-    with changing("uninstall") as home:
-        report = cmd.run(home, STATE.output, remove_volumes, yes)
-    cmd.render(report, STATE.output, home)
+    with changing("uninstall") as ctx:
+        report = cmd.run(ctx, STATE.output, remove_volumes, yes)
+    cmd.render(report, STATE.output, STATE.home)
 
 
 @app.command()
@@ -287,7 +320,8 @@ def logs(
     """
     from .commands import logs as cmd
 
-    code = cmd.run(STATE.home, target, follow, cmd.validate_tail(tail), cmd.validate_since(since))
+    tail, since = cmd.validate_tail(tail), cmd.validate_since(since)
+    code = cmd.run(reading(), target, follow, tail, since)
     if code:
         raise typer.Exit(ExitCode.INTERRUPTED if code == 130 else ExitCode.FAILED)
 
@@ -319,7 +353,7 @@ def extensions_list(json_: JsonOption = False) -> None:
     from .commands import extensions as cmd
 
     STATE.output.json_mode = json_
-    cmd.render_list(cmd.list_(STATE.home, STATE.output), STATE.output)
+    cmd.render_list(cmd.list_(reading(docker=False), STATE.output), STATE.output)
 
 
 @extensions_app.command("info")
@@ -328,7 +362,7 @@ def extensions_info(name: ExtensionName, json_: JsonOption = False) -> None:
     from .commands import extensions as cmd
 
     STATE.output.json_mode = json_
-    cmd.render_info(cmd.info(STATE.home, name, STATE.output), STATE.output)
+    cmd.render_info(cmd.info(reading(docker=False), name, STATE.output), STATE.output)
 
 
 def _extension_change(action: str, name: str, json_: bool) -> None:
@@ -336,11 +370,12 @@ def _extension_change(action: str, name: str, json_: bool) -> None:
     from .commands import extensions as cmd
 
     STATE.output.json_mode = json_
-    with changing(f"extensions {action} {name}") as home:
+    # Enabling only changes the home's files: it works with the engine down.
+    with changing(f"extensions {action} {name}", docker=action != "enable") as ctx:
         if action == "restart":
-            cmd.stop(home, name, STATE.output)
+            cmd.stop(ctx, name, STATE.output)
         run = {"enable": cmd.enable, "disable": cmd.disable, "start": cmd.start, "restart": cmd.start, "stop": cmd.stop}
-        result = run[action](home, name, STATE.output)
+        result = run[action](ctx, name, STATE.output)
     cmd.render_status(result, STATE.output)
 
 
@@ -371,8 +406,8 @@ def extensions_sync(json_: JsonOption = False) -> None:
     from .commands import extensions as cmd
 
     STATE.output.json_mode = json_
-    with changing("extensions sync") as home:
-        result = cmd.sync(home, STATE.output)
+    with changing("extensions sync") as ctx:
+        result = cmd.sync(ctx, STATE.output)
     cmd.render_sync(result, STATE.output)
 
 

@@ -11,9 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 
-from pydantic import BaseModel, Field
-
-from .schemas import Platform, PlatformDecision
+from .schemas import Evidence, Platform, PlatformDecision
 
 CDI_GLOBS = ("/etc/cdi/*.yaml", "/etc/cdi/*.json", "/var/run/cdi/*.yaml", "/var/run/cdi/*.json")
 TOOLKIT_BINARIES = ("nvidia-ctk", "nvidia-container-runtime-hook", "nvidia-container-toolkit")
@@ -21,15 +19,6 @@ TOOLKIT_FIX = (
     "Install the NVIDIA Container Toolkit and run `sudo nvidia-ctk runtime configure --runtime=docker` "
     "then restart Docker, or pass --platform cpu to silence this."
 )
-
-
-class Evidence(BaseModel):
-    system: str
-    machine: str
-    gpus: list[str] = Field(default_factory=list)
-    engine_runtimes: list[str] = Field(default_factory=list)
-    cdi_specs: list[str] = Field(default_factory=list)
-    toolkit: list[str] = Field(default_factory=list)
 
 
 def decide(evidence: Evidence, forced: Platform | None = None) -> PlatformDecision:

@@ -22,6 +22,7 @@ class BaseModel(_PydanticModel):
 
 
 Platform = Literal["cpu", "nvidia", "apple"]
+WaitState = Literal["waiting", "healthy", "exited"]
 Visibility = Literal["all", "admins"]
 Health = Literal["healthy", "unhealthy", "starting", "none"]
 PLATFORMS: tuple[Platform, ...] = ("cpu", "nvidia", "apple")
@@ -29,7 +30,6 @@ PLATFORMS: tuple[Platform, ...] = ("cpu", "nvidia", "apple")
 STATE_SCHEMA_VERSION = 1
 PROJECT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 INSTALLATION_LABEL = "ollama-stack.installation"
-SERVICE_LABEL = "ollama-stack.service"
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 
@@ -42,7 +42,6 @@ class ServiceSpec(BaseModel):
     name: str
     port_key: str
     image_key: str
-    default_port: int
     container_port: int
     health_path: str
 
@@ -52,7 +51,6 @@ CORE_SERVICES: tuple[ServiceSpec, ...] = (
         name="ollama",
         port_key="OLLAMA_PORT",
         image_key="OLLAMA_IMAGE",
-        default_port=11434,
         container_port=11434,
         health_path="/api/version",
     ),
@@ -60,7 +58,6 @@ CORE_SERVICES: tuple[ServiceSpec, ...] = (
         name="webui",
         port_key="WEBUI_PORT",
         image_key="WEBUI_IMAGE",
-        default_port=8080,
         container_port=8080,
         health_path="/health",
     ),
@@ -68,7 +65,6 @@ CORE_SERVICES: tuple[ServiceSpec, ...] = (
         name="mcp_proxy",
         port_key="MCP_PROXY_PORT",
         image_key="MCP_PROXY_IMAGE",
-        default_port=8200,
         container_port=8000,
         health_path="/openapi.json",
     ),
@@ -454,3 +450,65 @@ class ToolServerSync(BaseModel):
     @property
     def drift(self) -> bool:
         return bool(self.added or self.removed or self.updated)
+
+
+class Evidence(BaseModel):
+    """What the machine shows about GPUs and the engine's ability to use them (SPEC 4)."""
+
+    system: str
+    machine: str
+    gpus: list[str] = Field(default_factory=list)
+    engine_runtimes: list[str] = Field(default_factory=list)
+    cdi_specs: list[str] = Field(default_factory=list)
+    toolkit: list[str] = Field(default_factory=list)
+
+
+class ComposeService(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    image: str | None = None
+
+
+class ComposeResource(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    external: bool = False
+
+
+class ComposeModel(BaseModel):
+    """What the CLI reads of `docker compose config`: services' images, own volumes and networks."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    services: dict[str, ComposeService] = Field(default_factory=dict)
+    volumes: dict[str, ComposeResource] = Field(default_factory=dict)
+    networks: dict[str, ComposeResource] = Field(default_factory=dict)
+
+
+class ImageTarget(BaseModel):
+    """One service image `update` pulls, with the image id it ran (or had) before."""
+
+    project: str
+    service: str
+    label: str
+    image: str
+    before_id: str | None = None
+    running: bool = False
+
+
+class ExtensionInfo(BaseModel):
+    """`extensions info --json`: the manifest's fields (when valid) and the extension's state."""
+
+    name: str
+    description: str | None = None
+    version: str | None = None
+    platforms: list[Platform] | None = None
+    mcp: McpSpec | None = None
+    env: list[str] | None = None
+    enabled: bool
+    state: str
+    source: str
+    path: str
+    has_compose: bool
+    valid: bool
+    error: str | None = None

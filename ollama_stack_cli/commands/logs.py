@@ -2,62 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
 import re
-from pathlib import Path
 
-from .. import extensions, stack
-from ..docker_client import Engine, find_compose
+from .. import stack
 from ..errors import ExitCode, StackError
 
 
-def run(home: Path, target: str | None, follow: bool, tail: str, since: str | None) -> int:
-    ctx = stack.load(home)
-    platform = ctx.state.platform or "cpu"
-    command = find_compose()
+def run(ctx: stack.Context, target: str | None, follow: bool, tail: str, since: str | None) -> int:
     args = ["logs", "--tail", tail]
     if follow:
         args.append("--follow")
     if since:
         args += ["--since", since]
-
-    services = [s.name for s in stack.expected_services(platform)]
-    if target is None or target in services:
-        ours = [c for c in Engine().containers() if c.project == ctx.project and c.installation == ctx.project]
-        if not [c for c in ours if target is None or c.service == target]:
-            _not_running(target or ctx.project)
-        compose = stack.compose_for(ctx, platform, command)
-        return compose.stream(*args, *([target] if target else []))
-    found = extensions.discover(home)
-    if target in found and found[target].has_compose:
-        if not stack.extension_containers(ctx, Engine(), target):
-            _not_running(f"Extension {target}")
-        compose = stack.extension_compose(ctx, found[target], platform, command, for_up=False)
-        return compose.stream(*args)
-    if target in found:
-        raise StackError(
-            f"Extension {target!r} has no containers of its own; it runs inside the proxy.",
-            "See its output with: ollama-stack logs mcp_proxy",
-            code=ExitCode.USAGE,
-            slug="unknown_target",
-        )
-    valid = services + [name for name, ext in found.items() if ext.has_compose]
-    close = difflib.get_close_matches(target, valid, n=1)
-    raise StackError(
-        f"Unknown logs target {target!r}.",
-        (f"Did you mean {close[0]!r}? " if close else "") + f"Valid targets: {', '.join(valid)}.",
-        code=ExitCode.USAGE,
-        slug="unknown_target",
-    )
-
-
-def _not_running(what: str) -> None:
-    raise StackError(
-        f"{what} is not running, so there are no logs to show.",
-        "Start it with `ollama-stack start` (extensions: `ollama-stack extensions start NAME`).",
-        code=ExitCode.NOT_RUNNING,
-        slug="not_running",
-    )
+    return stack.stream_logs(ctx, target, args)
 
 
 # What `docker logs --since` accepts: a duration (10m, 1h30m, 1.5h), a Unix time, or an

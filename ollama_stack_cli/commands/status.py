@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .. import stack
-from ..docker_client import Engine, Journal, describe_holder, lock_if_free
 from ..output import Output
 from ..schemas import StackStatus
 
 
-def run(home: Path) -> StackStatus:
-    ctx = stack.load(home)
-    engine = Engine()
-    notes = []
-    if Journal.has_open(home):
-        # Repair a crashed operation only when nobody is working: status never waits.
-        with lock_if_free(home, "status") as free:
-            if free:
-                note = stack.recover(home, engine)
-                ctx = stack.load(home)
-            else:
-                note = f"Another operation is in progress: {describe_holder(home)}."
-            if note:
-                notes.append(note)
-    result = stack.build_status(ctx, engine)
-    result.warnings[:0] = notes
+def run(ctx: stack.Context) -> StackStatus:
+    # Repairs a crashed operation only when nobody is working: status never waits.
+    note = stack.repair_if_idle(ctx)
+    result = stack.build_status(ctx)
+    if note:
+        result.warnings.insert(0, note)
     return result
 
 

@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .. import stack
-from ..docker_client import Engine, find_compose
 from ..output import Output
 from ..schemas import StackStatus
 
 
-def run(home: Path, output: Output) -> StackStatus:
-    ctx = stack.load(home)
-    engine = Engine()
-    ours = [c for c in engine.containers() if c.installation == ctx.project]
-    networks = engine.networks(ctx.project)
-    if not ours and not networks:
+def run(ctx: stack.Context, output: Output) -> StackStatus:
+    listed = stack.containers(ctx)
+    if not stack.ours(ctx, listed) and not stack.networks(ctx):
         output.progress(f"{ctx.project} is not running; nothing to stop.")
-        return stack.build_status(ctx, engine, probe=False)
+        return stack.build_status(ctx, probe=False, listed=listed)
     output.progress(f"Stopping {ctx.project}...")
-    platform = ctx.state.platform or "cpu"
-    journal = stack.begin(ctx, engine, "stop", ["compose_down"], platform)
-    try:
+    # Nothing to undo if it fails (removed containers cannot come back); stop again finishes it.
+    with stack.operation(ctx, "stop", ["compose_down"], output.progress, listed=listed) as journal:
         with journal.step("compose_down"):
-            command = find_compose()
-            stack.stop_all_extensions(ctx, engine, command)  # first, so the network can go
-            stack.compose_for(ctx, platform, command).down()
-    except BaseException:
-        # Nothing to undo (removed containers cannot be brought back); stop again finishes it.
-        journal.close()
-        raise
-    journal.close()
-    return stack.build_status(ctx, engine, probe=False)
+            stack.stop_all_extensions(ctx)  # first, so the network can go
+            ctx.compose().down()
+    return stack.build_status(ctx, probe=False)
 
 
 def render(result: StackStatus, output: Output) -> None:

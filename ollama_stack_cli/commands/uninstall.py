@@ -5,18 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import stack
-from ..docker_client import Engine, find_compose
 from ..errors import StackError
 from ..output import Output, confirm
 from ..schemas import UninstallReport
 
 
-def run(home: Path, output: Output, remove_volumes: bool, yes: bool) -> UninstallReport:
-    ctx = stack.load(home)
-    engine = Engine()
-    containers = [c for c in engine.containers() if c.installation == ctx.project]
-    networks = engine.networks(ctx.project)
-    volumes = engine.volumes(ctx.project)
+def run(ctx: stack.Context, output: Output, remove_volumes: bool, yes: bool) -> UninstallReport:
+    containers = stack.ours(ctx, stack.containers(ctx))
+    networks = stack.networks(ctx)
+    volumes = stack.volumes(ctx)
 
     if remove_volumes and volumes:
         output.warn(f"This deletes {len(volumes)} volume(s) with your models and chats: {', '.join(volumes)}.")
@@ -29,22 +26,13 @@ def run(home: Path, output: Output, remove_volumes: bool, yes: bool) -> Uninstal
             )
 
     if containers or networks:
-        platform = ctx.state.platform or "cpu"
-        journal = stack.begin(ctx, engine, "uninstall", ["compose_down"], platform)
-        try:
+        with stack.operation(ctx, "uninstall", ["compose_down"], output.progress) as journal:
             with journal.step("compose_down"):
-                command = find_compose()
-                stack.stop_all_extensions(ctx, engine, command)
-                stack.compose_for(ctx, platform, command).down()
-                # Anything else carrying our label (a renamed service, a stray extension) goes too.
-                engine.remove_containers([c.id for c in engine.containers() if c.installation == ctx.project])
-                engine.remove_networks(engine.networks(ctx.project))
-        finally:
-            journal.close()
+                stack.remove_installation(ctx)
 
     removed_volumes: list[str] = []
     if remove_volumes:
-        failed = engine.remove_volumes(volumes)
+        failed = stack.remove_volumes(ctx, volumes)
         removed_volumes = [v for v in volumes if v not in failed]
         for name in failed:
             output.warn(f"Could not remove volume {name} (in use by a container outside this installation?).")

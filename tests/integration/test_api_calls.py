@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ollama_stack_cli import docker_client
+from ollama_stack_cli import docker_client, stack
 from ollama_stack_cli.commands import status
 
 from .conftest import StackHome
@@ -43,14 +43,14 @@ def test_status_api_calls_do_not_grow_with_extensions(stack_running: StackHome, 
     assert home.cli("extensions", "enable", "echo").code == 0
     assert home.cli("extensions", "start", "echo").code == 0
 
-    before = status.run(home.path)
+    before = status.run(stack.load(home.path))
     with_none = list(api_calls)
     api_calls.clear()
     write_stdio_extensions(home.path, 20)
     state = json.loads((home.path / ".ollama-stack.json").read_text())
     state["enabled_extensions"] = sorted(["echo", *(f"bulk{i:02d}" for i in range(20))])
     (home.path / ".ollama-stack.json").write_text(json.dumps(state))
-    after = status.run(home.path)
+    after = status.run(stack.load(home.path))
 
     assert len(after.extensions) == len(before.extensions) + 20
     assert before.running and after.running

@@ -19,7 +19,9 @@ from .conftest import LABEL, REPO, STUB_IMAGE, StackHome
 @pytest.mark.parametrize("platform", ["cpu", "nvidia", "apple"])
 def test_overlays_as_compose_merges_them(stack_home: StackHome, platform: str) -> None:
     ctx = stack.load(stack_home.path)
-    merged = stack.compose_for(ctx, platform).config()  # type: ignore[arg-type]
+    result = ctx.compose(platform).run("config", "--format", "json")  # type: ignore[arg-type]
+    assert result.returncode == 0, result.stderr
+    merged = json.loads(result.stdout)
     services = merged["services"]
 
     expected = {"webui", "mcp_proxy"} if platform == "apple" else {"ollama", "webui", "mcp_proxy"}

@@ -58,12 +58,12 @@ def test_user_extension_shadows_bundled(isolated_home: Path) -> None:
 @pytest.mark.parametrize("name", ["../etc", "a/b", "UPPER", "", "-x", "a" * 65, "x\ny"])
 def test_hostile_names_are_refused_before_any_path_is_built(isolated_home: Path, name: str) -> None:
     with pytest.raises(StackError, match="Invalid extension name"):
-        extensions.get(isolated_home, name)
+        extensions.get(extensions.discover(isolated_home), name)
 
 
 def test_unknown_name_gets_did_you_mean(isolated_home: Path) -> None:
     with pytest.raises(StackError) as info:
-        extensions.get(isolated_home, "tmie")
+        extensions.get(extensions.discover(isolated_home), "tmie")
     assert info.value.hint == "Did you mean 'time'? Valid extensions: fetch, time."
     assert info.value.code == 2
 

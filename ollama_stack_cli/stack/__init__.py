@@ -1,0 +1,90 @@
+"""The shared layer every command goes through: one context, and what can be done with it.
+
+Commands import this package, `output`, `schemas` and `errors` only. Below it,
+`config` owns the home's files and `docker_client` owns the engine and compose; no
+command reaches them directly. Modules here, each with one job:
+
+- `context`: the Context loaded once per command (home, .env, state, extensions, engine)
+- `preflight`: platform choice and port checks before anything changes
+- `status`: the status document from one container listing
+- `health`: waiting for the services to answer
+- `operation`: the journaled `operation(...)`, rollback and recovery (SPEC 7)
+- `extension_runtime`: extensions' compose projects, the proxy config, their states
+- `tool_servers`: Open WebUI's tool servers kept equal to the extensions (SPEC 11)
+- `images`: pulling with progress, update targets, recreating what changed
+- `logs`, `removal`, `checks`: what `logs`, `uninstall` and `check` do
+"""
+
+from __future__ import annotations
+
+from ..docker_client import PullProgress
+from .checks import run_checks
+from .context import Context, expected_services, load
+from .extension_runtime import (
+    extension_containers,
+    extension_info,
+    extension_statuses,
+    ready_extensions,
+    require_ready,
+    restart_proxy,
+    start_enabled_extensions,
+    start_extension,
+    statuses_without_engine,
+    stop_all_extensions,
+    stop_extension,
+    sync_proxy_config,
+)
+from .health import native_ollama_reachable, wait_healthy
+from .images import image_changes, missing_images, pull_images, pull_updates, recreate, update_targets
+from .logs import stream_logs
+from .operation import operation, recover, repair_if_idle
+from .preflight import decide_platform, require_free_ports, require_valid_platform
+from .removal import remove_installation, remove_volumes
+from .status import build_status, containers, networks, ours, service_running, volumes
+from .tool_servers import sync_tool_servers, tool_servers_involved, tool_servers_lag
+
+__all__ = [
+    "Context",
+    "PullProgress",
+    "build_status",
+    "containers",
+    "decide_platform",
+    "expected_services",
+    "extension_containers",
+    "extension_info",
+    "extension_statuses",
+    "image_changes",
+    "load",
+    "missing_images",
+    "native_ollama_reachable",
+    "networks",
+    "operation",
+    "ours",
+    "pull_images",
+    "pull_updates",
+    "ready_extensions",
+    "recover",
+    "recreate",
+    "remove_installation",
+    "remove_volumes",
+    "repair_if_idle",
+    "require_free_ports",
+    "require_ready",
+    "require_valid_platform",
+    "restart_proxy",
+    "run_checks",
+    "service_running",
+    "start_enabled_extensions",
+    "start_extension",
+    "statuses_without_engine",
+    "stop_all_extensions",
+    "stop_extension",
+    "stream_logs",
+    "sync_proxy_config",
+    "sync_tool_servers",
+    "tool_servers_involved",
+    "tool_servers_lag",
+    "update_targets",
+    "volumes",
+    "wait_healthy",
+]

@@ -1,0 +1,61 @@
+"""Waiting for the services to answer, from the host, as a user's browser would reach them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from .. import net
+from ..schemas import ServiceSpec, WaitState
+from .context import Context
+
+
+def wait_healthy(
+    ctx: Context,
+    specs: list[ServiceSpec],
+    timeout: float,
+    on_update: Callable[[dict[str, WaitState]], None],
+    interval: float = 0.1,
+) -> dict[str, WaitState]:
+    """Poll each endpoint from the host until all answer, one exits, or time runs out.
+
+    Polls every 25 ms for the first two seconds (a fresh container starts listening
+    moments after compose returns), then every `interval`. Returns the final state
+    per service.
+    """
+    status: dict[str, WaitState] = {spec.name: "waiting" for spec in specs}
+    started = time.monotonic()
+    deadline = started + timeout
+    next_engine_check = time.monotonic() + 1.0
+    on_update(dict(status))
+    while True:
+        pending = [s for s in specs if status[s.name] == "waiting"]
+        answers = net.probe_many((s.name, ctx.env.url_host, ctx.env.port_of(s), s.health_path) for s in pending)
+        changed = False
+        for name, ok in answers.items():
+            if ok:
+                status[name] = "healthy"
+                changed = True
+        if changed:
+            on_update(dict(status))
+        if all(v == "healthy" for v in status.values()):
+            return status
+        now = time.monotonic()
+        if now >= next_engine_check:
+            next_engine_check = now + 1.0
+            by_service = {c.service: c for c in ctx.engine.containers() if c.project == ctx.project}
+            for spec in pending:
+                container = by_service.get(spec.name)
+                gone = container is None or container.state in ("exited", "dead", "restarting")
+                if status[spec.name] == "waiting" and gone:
+                    status[spec.name] = "exited"
+                    on_update(dict(status))
+                    return status
+        if now >= deadline:
+            return status
+        time.sleep(0.025 if now - started < 2.0 else interval)
+
+
+def native_ollama_reachable() -> bool:
+    """On apple, Open WebUI talks to the Ollama app on the host."""
+    return net.probe("127.0.0.1", 11434, "/api/version", timeout=1.0)

@@ -1,0 +1,122 @@
+"""The status document: one container listing, host-side probes, and the warnings."""
+
+from __future__ import annotations
+
+from .. import config, net
+from ..schemas import ContainerInfo, Health, ServiceSpec, ServiceStatus, StackStatus
+from .context import Context, expected_services
+from .extension_runtime import extension_statuses
+
+
+def containers(ctx: Context) -> list[ContainerInfo]:
+    """Every container carrying the installation label (any installation): one API call."""
+    return ctx.engine.containers()
+
+
+def ours(ctx: Context, listed: list[ContainerInfo]) -> list[ContainerInfo]:
+    """This installation's containers: the core's and its extensions'."""
+    return [c for c in listed if c.installation == ctx.project]
+
+
+def service_running(ctx: Context, listed: list[ContainerInfo], service: str) -> bool:
+    return any(c.project == ctx.project and c.service == service and c.state == "running" for c in listed)
+
+
+def build_status(ctx: Context, probe: bool = True, listed: list[ContainerInfo] | None = None) -> StackStatus:
+    """The status document, from one container list call and host-side probes."""
+    if listed is None:
+        listed = containers(ctx)
+    by_service = {c.service: c for c in listed if c.installation == ctx.project and c.project == ctx.project}
+    platform = ctx.state.platform
+    specs = expected_services(platform)
+
+    probe_targets = []
+    for spec in specs:
+        container = by_service.get(spec.name)
+        if container is not None and container.state == "running":
+            port = _published_port(container, spec) or ctx.env.port_of(spec)
+            probe_targets.append((spec.name, ctx.env.url_host, port, spec.health_path))
+    answers = net.probe_many(probe_targets) if probe else {}
+
+    services = [_service_status(ctx, spec, by_service.get(spec.name), answers.get(spec.name)) for spec in specs]
+    running = all(s.state == "running" for s in services)
+    healthy = running and all(s.health == "healthy" for s in services)
+    return StackStatus(
+        project=ctx.project,
+        home=str(ctx.home),
+        platform=platform,
+        running=running,
+        healthy=healthy,
+        services=services,
+        extensions=extension_statuses(ctx, listed),
+        warnings=_warnings(ctx, listed, services),
+    )
+
+
+def _published_port(container: ContainerInfo, spec: ServiceSpec) -> int | None:
+    for port in container.ports:
+        if port.container_port == spec.container_port:
+            return port.host_port
+    return None
+
+
+def _service_status(
+    ctx: Context, spec: ServiceSpec, container: ContainerInfo | None, answered: bool | None
+) -> ServiceStatus:
+    port = (container and _published_port(container, spec)) or ctx.env.port_of(spec)
+    url = f"http://{ctx.env.url_host}:{port}"
+    if container is None:
+        return ServiceStatus(name=spec.name, state="absent", health="none")
+    health: Health
+    if container.state != "running":
+        health = "none"
+    elif answered:
+        health = "healthy"
+    elif container.docker_health == "starting" or answered is None:
+        health = "starting"
+    else:
+        health = "unhealthy"
+    return ServiceStatus(
+        name=spec.name,
+        state=container.state,
+        health=health,
+        image=container.image,
+        container_id=container.id,
+        url=url if container.state == "running" else None,
+        uptime=container.uptime,
+        ports=container.ports,
+    )
+
+
+def _warnings(ctx: Context, listed: list[ContainerInfo], services: list[ServiceStatus]) -> list[str]:
+    warnings: list[str] = config.env_duplicates(ctx.home)
+    states = {s.state for s in services}
+    if "running" in states and states != {"running"}:
+        missing = ", ".join(s.name for s in services if s.state != "running")
+        warnings.append(f"The stack is only partly running ({missing} not running); `ollama-stack start` repairs it.")
+    if not ctx.env.is_loopback:
+        warnings.append(
+            f"Ports are published on {ctx.env.BIND_ADDRESS}, reachable from other machines; "
+            "Ollama has no authentication."
+        )
+    others: dict[str, list[ContainerInfo]] = {}
+    for container in listed:
+        name = container.installation
+        if name and name != ctx.project:
+            others.setdefault(name, []).append(container)
+    for name, items in sorted(others.items()):
+        running = [c for c in items if c.state == "running"]
+        ports = sorted({p.host_port for c in running for p in c.ports})
+        where = f" on ports {', '.join(map(str, ports))}" if ports else ""
+        warnings.append(
+            f"Another installation '{name}' has {len(items)} container(s) here, {len(running)} running{where}."
+        )
+    return warnings
+
+
+def networks(ctx: Context) -> list[str]:
+    return ctx.engine.networks(ctx.project)
+
+
+def volumes(ctx: Context) -> list[str]:
+    return ctx.engine.volumes(ctx.project)
