@@ -42,9 +42,24 @@ def resolve_home(cli_home: str | None) -> Path:
     from_env = os.environ.get(HOME_ENV_VAR)
     if from_env:
         return Path(from_env).expanduser().absolute()
-    import typer
+    return user_app_dir()
 
-    return Path(typer.get_app_dir(APP_NAME)).absolute()
+
+def user_app_dir() -> Path:
+    """The per-user settings folder, where click's `get_app_dir` puts it (the README lists them).
+
+    Windows: %APPDATA%\\ollama-stack; macOS: ~/Library/Application Support/ollama-stack;
+    elsewhere: $XDG_CONFIG_HOME/ollama-stack, default ~/.config/ollama-stack.
+    """
+    import sys
+
+    if sys.platform == "win32":
+        base = os.environ.get("APPDATA") or os.environ.get("LOCALAPPDATA") or str(Path.home())
+        return Path(base, APP_NAME).absolute()
+    if sys.platform == "darwin":
+        return (Path.home() / "Library" / "Application Support" / APP_NAME).absolute()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base, APP_NAME).expanduser().absolute()
 
 
 def ensure_home(home: Path) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from .conftest import StackHome
+from .conftest import ENTRY_POINT, StackHome
 
 
 def _one_error_line(stderr: str) -> str:
@@ -151,3 +154,21 @@ def test_bind_address_of_another_machine_is_one_clear_error(stack_home: StackHom
     assert result.code == 1
     assert "not an address of this machine" in _one_error_line(result.stderr)
     assert stack_home.containers() == []
+
+
+def test_an_unknown_platform_is_refused_before_anything_is_created(tmp_path: Path, docker_client: object) -> None:
+    home = tmp_path / "never-made"
+    env = {k: v for k, v in os.environ.items() if k != "OLLAMA_STACK_HOME"}
+
+    result = subprocess.run(
+        [*ENTRY_POINT, "--home", str(home), "start", "--platform", "gpu"],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert "Unknown platform 'gpu'" in result.stderr and "cpu, nvidia, apple" in result.stderr
+    assert not home.exists()  # no home, no lock, no journal
