@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import config, extensions, stack
-from ..docker_client import Engine, PullProgress, find_compose
+from ..docker_client import Engine, PullProgress, find_compose, pause_for_tests
 from ..errors import ExitCode, StackError
 from ..output import Output
 from ..platforms import decide, gather_evidence
@@ -161,6 +161,9 @@ def _start_extensions(
         extension = found.get(name)
         if extension is None or extension.manifest is None:
             output.warn(f"Extension {name!r} is enabled but {'missing' if extension is None else 'invalid'}; skipped.")
+            continue
+        if platform not in extension.manifest.platforms:  # enabled before the first start chose a platform
+            output.warn(f"Extension {name!r} does not support the {platform} platform; skipped.")
             continue
         missing = extensions.missing_env(extension.manifest, env_values)
         if missing:
