@@ -187,6 +187,7 @@ def _wait(ctx: stack.Context, engine: Engine, decision: PlatformDecision, output
     specs = stack.expected_services(decision.platform)
     display = _Display(output, [s.name for s in specs])
     try:
+        pause_for_tests(ctx.home, "start:health")  # a test interrupts the wait here, at a known moment
         with display:
             final = stack.wait_healthy(ctx, engine, specs, timeout, display.update)
     except KeyboardInterrupt:
