@@ -94,7 +94,7 @@ def h100_nvidia_smi(tmp_path: Path) -> Path:
     bin_dir.mkdir(exist_ok=True)
     script = bin_dir / "nvidia-smi"
     # Shell built-ins only: PATH holds nothing but this folder.
-    script.write_text(f"#!/bin/sh\n[ \"$1\" = -L ] || exit 2\nwhile IFS= read -r l; do echo \"$l\"; done < '{H100}'\n")
+    script.write_text(f'#!/bin/sh\n[ "$1" = -L ] || exit 2\nwhile IFS= read -r l; do echo "$l"; done < \'{H100}\'\n')
     script.chmod(0o755)
     return bin_dir
 
@@ -108,7 +108,6 @@ def cdi_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, linux: None) -> tu
     patterns = tuple(p.replace("/etc/cdi", str(etc)).replace("/var/run/cdi", str(run)) for p in REAL_CDI_GLOBS)
     monkeypatch.setattr(platforms, "CDI_GLOBS", patterns)
     return etc, run
-
 
 
 def test_cdi_patterns_cover_both_spec_folders() -> None:
