@@ -619,6 +619,7 @@ class Compose:
         try:
             code = proc.wait()
         except KeyboardInterrupt:
+            proc.terminate()  # a SIGINT sent to us alone (not the terminal's group) must end compose too
             proc.wait()
             return 130
         for thread in pumps:

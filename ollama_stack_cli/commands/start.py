@@ -93,6 +93,7 @@ def _wait(ctx: stack.Context, platform: Platform, output: Output, timeout: float
     specs = stack.expected_services(platform)
     display = _Display(output, [s.name for s in specs])
     try:
+        stack.pause_point(ctx, "start:health")  # a test interrupts the wait here, at a known moment
         with display:
             final = stack.wait_healthy(ctx, specs, timeout, display.update)
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..docker_client import PullProgress
 from .checks import run_checks
-from .context import Context, expected_services, load
+from .context import Context, expected_services, load, pause_point
 from .extension_runtime import (
     extension_containers,
     extension_info,
@@ -59,6 +59,7 @@ __all__ = [
     "native_ollama_reachable",
     "networks",
     "operation",
+    "pause_point",
     "ours",
     "pull_images",
     "pull_updates",

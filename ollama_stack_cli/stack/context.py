@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config, extensions
-from ..docker_client import Compose, Engine, find_compose
+from ..docker_client import Compose, Engine, find_compose, pause_for_tests
 from ..schemas import CORE_SERVICES, SECRET_KEYS, Extension, Platform, ServiceSpec, StackEnv, StackState
 
 
@@ -95,6 +95,11 @@ class Context:
             env=compose_env(self),
             project_dir=self.home,
         )
+
+
+def pause_point(ctx: Context, point: str) -> None:
+    """Where a fault test may stop this process (OLLAMA_STACK_TEST_PAUSE_AT); a no-op otherwise."""
+    pause_for_tests(ctx.home, point)
 
 
 def load(home: Path) -> Context:

@@ -118,6 +118,9 @@ def start_enabled_extensions(ctx: Context, platform: Platform, on_progress: Call
                 f"Extension {name!r} is enabled but {'missing' if extension is None else 'invalid'}; skipped."
             )
             continue
+        if platform not in extension.manifest.platforms:  # enabled before the first start chose a platform
+            warnings.append(f"Extension {name!r} does not support the {platform} platform; skipped.")
+            continue
         missing = extensions.missing_env(extension.manifest, ctx.env_values)
         if missing:
             warnings.append(f"Extension {name!r} needs {', '.join(missing)} in the .env; skipped.")

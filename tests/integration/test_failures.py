@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,11 @@ def test_health_timeout_names_the_service_and_shows_its_logs(stack_home: StackHo
         "services:\n  webui:\n    environment:\n      STUB_FAIL_HEALTH: '1'\n"
     )
 
+    # Started without waiting, then ollama and the proxy seen answering: the short --timeout below
+    # can only run out on webui, however slow this machine is.
+    assert stack_home.cli("start", "--platform", "cpu", "--no-wait").code == 0
+    wait_for_health(stack_home, {"ollama": "healthy", "mcp_proxy": "healthy"})
+
     result = stack_home.cli("start", "--platform", "cpu", "--timeout", "3")
 
     assert result.code == 1
@@ -103,6 +109,18 @@ def test_health_timeout_names_the_service_and_shows_its_logs(stack_home: StackHo
     status = stack_home.cli("status", "--json")
     services = {s["name"]: s["health"] for s in status.json()["services"]}
     assert services["webui"] in ("unhealthy", "starting") and services["ollama"] == "healthy"
+
+
+def wait_for_health(home: StackHome, wanted: dict[str, str]) -> None:
+    """Poll `status --json` until the services named are in the states given (a minute at most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        doc = home.cli("status", "--json").json()
+        health = {s["name"]: s["health"] for s in doc["services"]}
+        if all(health.get(name) == state for name, state in wanted.items()):
+            return
+        assert time.monotonic() < deadline, health
+        time.sleep(0.2)
 
 
 def test_service_that_exits_fails_fast(stack_home: StackHome) -> None:

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import tempfile
-import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import STUB_IMAGE, StackHome, free_ports, make_home
+from .conftest import STUB_IMAGE, RegistryStack, StackHome, container_ids, make_home, publish
+
+GIB = 1024**3
+DISK_FREE = "OLLAMA_STACK_TEST_DISK_FREE"  # check's stand-in for the engine disk's free bytes
 
 
 def test_check_on_a_healthy_machine_and_a_running_stack(stack_running: StackHome) -> None:
-    report = stack_running.cli("check", "--json")
+    report = stack_running.cli("check", "--json", env={DISK_FREE: str(50 * GIB)})  # not this host's free space
 
     assert report.code == 0, report.stdout + report.stderr
     data = report.json()
@@ -28,9 +25,25 @@ def test_check_on_a_healthy_machine_and_a_running_stack(stack_running: StackHome
     assert checks["engine"]["status"] == "pass" and "Docker Engine" in checks["engine"]["detail"]
     assert checks["compose"]["status"] == "pass" and "Compose v2" in checks["compose"]["detail"]
     assert checks["port WEBUI_PORT"]["detail"].endswith("held by this stack")
-    assert checks["disk"]["status"] in ("pass", "warn")
+    assert checks["disk"]["status"] == "pass" and "50.0 GiB free" in checks["disk"]["detail"]
     values = dict(line.split("=", 1) for line in stack_running.env_text().splitlines() if "=" in line)
     assert values["MCP_PROXY_API_KEY"] not in report.stdout
+
+
+@pytest.mark.parametrize(
+    ("free", "status", "code", "fix"),
+    [(GIB, "fail", 1, "Free disk space"), (10 * GIB, "warn", 0, "5-40 GiB"), (20 * GIB, "pass", 0, None)],
+)
+def test_check_judges_free_disk_space(
+    stack_home: StackHome, free: int, status: str, code: int, fix: str | None
+) -> None:
+    report = stack_home.cli("check", "--json", env={DISK_FREE: str(free)})
+
+    checks = {c["name"]: c for c in report.json()["checks"]}
+    assert checks["disk"]["status"] == status, checks["disk"]
+    assert report.code == code and report.json()["ok"] is (code == 0), report.stdout
+    assert f"{free / GIB:.1f} GiB free" in checks["disk"]["detail"]
+    assert (fix in checks["disk"]["fix"]) if fix else not checks["disk"].get("fix"), checks["disk"]
 
 
 def test_check_with_the_engine_down_and_a_port_taken(stack_home: StackHome) -> None:
@@ -60,90 +73,6 @@ def test_check_reports_a_corrupt_state_file_without_touching_it(stack_home: Stac
 
 
 # --- update against a local registry ------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def registry(docker_client: Any) -> Iterator[str]:
-    """Debian's docker-registry on a free loopback port; the engine pushes there without TLS."""
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.fail("docker-registry is not installed (apt-get install docker-registry); .ci/run installs it")
-    root = Path(tempfile.mkdtemp(prefix="ostest-registry-"))
-    (port,) = free_ports(1)
-    config = root / "config.yml"
-    config.write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: 127.0.0.1:{port}\n"
-    )
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "registry did not start"
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(root, ignore_errors=True)
-        for image in docker_client.images.list():
-            for tag in image.tags:
-                if tag.startswith(f"127.0.0.1:{port}/"):
-                    docker_client.images.remove(tag, force=True)
-        # Builds replaced by a newer push leave untagged images; only ours carry this label.
-        docker_client.images.prune(filters={"dangling": True, "label": "ollama-stack.test=1"})
-
-
-def publish(client: Any, registry: str, name: str, version: str) -> str:
-    """Push a distinct image (stub + a label) as registry/name:test, then drop it locally."""
-    reference = f"{registry}/{name}:test"
-    context = Path(tempfile.mkdtemp(prefix="ostest-image-"))
-    (context / "Dockerfile").write_text(f"FROM {STUB_IMAGE}\nLABEL ostest.version={version}\n")
-    image, _ = client.images.build(
-        path=str(context), tag=reference, labels={"ollama-stack.test": "1"}, rm=True, forcerm=True
-    )
-    client.images.push(reference)
-    client.images.remove(reference, force=True)
-    shutil.rmtree(context, ignore_errors=True)
-    return str(image.id)
-
-
-IMAGE_KEYS = (("OLLAMA_IMAGE", "ollama"), ("WEBUI_IMAGE", "webui"), ("MCP_PROXY_IMAGE", "proxy"))
-
-
-@dataclass
-class RegistryStack:
-    """A running stack whose three images come from the local registry, each under its own name."""
-
-    home: StackHome
-    tag: str
-    registry: str
-
-    def publish_new(self, name: str) -> str:
-        return publish(self.home.client, self.registry, f"{self.tag}-{name}", "2")
-
-
-@pytest.fixture
-def registry_stack_running(tmp_path: Path, docker_client: Any, registry: str) -> Iterator[RegistryStack]:
-    tag = f"t{uuid.uuid4().hex[:8]}"
-    home = make_home(tmp_path, docker_client)
-    try:
-        text = home.env_text()
-        for key, name in IMAGE_KEYS:
-            publish(docker_client, registry, f"{tag}-{name}", "1")
-            text = text.replace(f"{key}={STUB_IMAGE}", f"{key}={registry}/{tag}-{name}:test")
-        (home.path / ".env").write_text(text)
-        assert home.cli("start", "--platform", "cpu", "--timeout", "60").code == 0
-        yield RegistryStack(home=home, tag=tag, registry=registry)
-    finally:
-        home.cleanup()
-
-
-def container_ids(home: StackHome) -> dict[str, str]:
-    return {c.labels["com.docker.compose.service"]: c.id for c in home.containers()}
 
 
 def test_update_recreates_only_what_changed(registry_stack_running: RegistryStack, docker_client: Any) -> None:

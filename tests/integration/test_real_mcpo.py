@@ -123,3 +123,50 @@ def test_enable_reaches_a_running_proxy_by_hot_reload(mcpo: tuple[StackHome, str
     assert answer["timezone"] == "UTC"
     servers = json.loads((home.path / "mcpo" / "config.json").read_text())["mcpServers"]
     assert sorted(servers) == ["hosttime", "latertime"]
+
+
+def test_with_no_extension_enabled_mcpo_starts_on_the_built_in_server(stack_home: StackHome, mcp_venvs: Path) -> None:
+    """The config `start` writes when nothing is enabled, run by the real mcpo (mcpo exits on an empty one)."""
+    assert stack_home.cli("start", "--platform", "cpu", "--timeout", "60").code == 0
+    folder = stack_home.path / "mcpo"
+    servers = json.loads((folder / "config.json").read_text())["mcpServers"]
+    assert list(servers) == ["ollama-stack"]
+    # The container's paths, mapped to the host: /app/config is the home's mcpo folder, `python` the venv's.
+    entry = servers["ollama-stack"]
+    host_config = stack_home.path / "mcpo-host.json"
+    host_config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "ollama-stack": {
+                        "command": str(mcp_venvs / "mcpo" / "bin" / entry["command"]),
+                        "args": [arg.replace("/app/config", str(folder)) for arg in entry["args"]],
+                    }
+                }
+            }
+        )
+    )
+    (port,) = free_ports(1)
+    log = stack_home.path / "mcpo.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(mcp_venvs / "mcpo" / "bin" / "mcpo"), "--host", "127.0.0.1", "--port", str(port),
+             "--api-key", KEY, "--config", str(host_config)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        status, answer = 0, None
+        while status != 200:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+            status, answer = request(f"{base}/ollama-stack/stack_info", {}, key=KEY)
+        assert "extensions enable" in json.dumps(answer)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

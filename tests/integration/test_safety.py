@@ -128,21 +128,16 @@ def test_ctrl_c_while_changing_rolls_back_and_exits_130(stack_home: StackHome) -
 
 
 def test_ctrl_c_while_waiting_for_health_leaves_the_stack_running(stack_home: StackHome) -> None:
-    (stack_home.path / "docker-compose.override.yml").write_text(
-        "services:\n  webui:\n    environment:\n      STUB_FAIL_HEALTH: '1'\n"
-    )
-    proc = spawn(stack_home, "start", "--platform", "cpu", "--timeout", "120")
-    deadline = time.monotonic() + 60
-    # Containers running and the journal closed: compose is done, only the health wait remains.
-    while (stack_home.path / "journal.json").exists() or len(stack_home.containers()) < 3:
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    time.sleep(0.3)
+    # Paused where the health wait begins: compose is done and the journal closed, at a known moment.
+    proc = spawn(stack_home, "start", "--platform", "cpu", "--timeout", "120", pause_at="start:health")
+    wait_paused(stack_home, proc, "start:health")
+    assert not (stack_home.path / "journal.json").exists()
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
 
     assert proc.returncode == 130, stderr
-    assert "keeps running" in stderr
+    assert "keeps running" in stderr and "Traceback" not in stderr
+    assert len(stack_home.containers()) == 3
     assert {c.status for c in stack_home.containers()} == {"running"}
     assert not (stack_home.path / "journal.json").exists()
 
