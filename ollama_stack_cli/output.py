@@ -69,7 +69,7 @@ class Output:
 
     def result(self, message: str) -> None:
         """A human result line (stdout, rich markup allowed); silent in JSON mode."""
-        if self.json_mode or self.quiet:
+        if self.json_mode:  # --quiet drops progress and warnings, never the result asked for
             return
         if sys.stdout.isatty():
             self.out.print(message)

@@ -21,8 +21,6 @@ def render(report: CheckReport, output: Output) -> None:
     if output.json_mode:
         output.emit(report)
         return
-    if output.quiet:
-        return
     marks = {"pass": "[green]pass[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]"}
     for check in report.checks:
         output.out.print(f"{marks[check.status]}  {check.name:<22} {_escape(check.detail)}")

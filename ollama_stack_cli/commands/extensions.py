@@ -60,8 +60,7 @@ def render_list(result: ExtensionList, output: Output) -> None:
         table.add_row(
             ext.name, "yes" if ext.enabled else "no", ext.state, ext.version or "-", ext.source or "-", description
         )
-    if not output.quiet:
-        output.out.print(table)
+    output.out.print(table)
 
 
 def info(ctx: stack.Context, name: str, output: Output) -> ExtensionInfo:
@@ -72,8 +71,6 @@ def info(ctx: stack.Context, name: str, output: Output) -> ExtensionInfo:
 def render_info(info: ExtensionInfo, output: Output) -> None:
     if output.json_mode:
         output.emit(info)
-        return
-    if output.quiet:
         return
     out = output.out
     out.print(f"[bold]{info.name}[/bold] {info.version or ''}  [dim]({info.source})[/dim]")

@@ -184,8 +184,6 @@ def render(result: StackStatus, output: Output) -> None:
     if output.json_mode:
         output.emit(result)
         return
-    if output.quiet:
-        return
     state = "ready" if result.healthy else "started (not every service answers yet)"
     output.result(f"[bold]{result.project}[/bold] is {state}:")
     for service in result.services:

@@ -50,8 +50,6 @@ def render(report: UninstallReport, output: Output, home: Path) -> None:
     if output.json_mode:
         output.emit(report)
         return
-    if output.quiet:
-        return
     out = output.out
     out.print(
         f"Removed {len(report.removed_containers)} container(s) and {len(report.removed_networks)} network(s) "

@@ -51,8 +51,6 @@ def render(report: UpdateReport, output: Output) -> None:
     if output.json_mode:
         output.emit(report)
         return
-    if output.quiet:
-        return
     for change in report.changes:
         same = change.old_id == change.new_id
         note = "recreated" if change.recreated else ("unchanged" if same else "new image pulled")

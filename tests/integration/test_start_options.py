@@ -50,8 +50,21 @@ def test_quiet_start_prints_no_progress_and_starts_the_stack(stack_home: StackHo
 
     assert result.code == 0
     assert result.stderr == "", result.stderr  # no "Starting", "Creating", health lines or warnings
+    assert f"http://127.0.0.1:{stack_home.ports['webui']}" in result.stdout  # the result still prints
     status = stack_home.cli("status", "--json").json()
     assert status["healthy"] is True and len(stack_home.containers()) == 3
+
+
+def test_quiet_keeps_every_commands_result(stack_home: StackHome) -> None:
+    # -q is "only errors and results": the report asked for is the result.
+    check = stack_home.cli("-q", "check")
+    listed = stack_home.cli("-q", "extensions", "list")
+    info = stack_home.cli("-q", "extensions", "info", "time")
+
+    assert "engine" in check.stdout and "ready" in check.stdout, check.stdout
+    assert "time" in listed.stdout and "fetch" in listed.stdout, listed.stdout
+    assert "transport:" in info.stdout, info.stdout
+    assert check.stderr == listed.stderr == info.stderr == ""
 
 
 # --- compose missing, or v1 ---------------------------------------------------
