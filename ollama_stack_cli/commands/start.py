@@ -235,15 +235,19 @@ class PullDisplay:
             task = self.tasks.get(progress.image)
             if task is None:
                 task = self.tasks[progress.image] = self.bars.add_task(progress.image, total=None)
-            total = progress.total or None
-            self.bars.update(task, completed=progress.completed, total=total)
+            if progress.done and not progress.total:  # nothing to download: no empty bar left behind
+                self.bars.remove_task(task)
+                self.bars.console.print(f"{progress.image}: pulled (its layers were already here)")
+                return
+            self.bars.update(task, completed=progress.completed, total=progress.total or None)
             if progress.done:
-                self.bars.update(task, completed=progress.total, total=progress.total or 1)
+                self.bars.update(task, completed=progress.total, total=progress.total)
             return
         now = time.monotonic()
         if progress.done:
-            self.output.progress(f"  {progress.image}: pulled ({_size(progress.total)})")
-        elif now - self.last_line.get(progress.image, 0.0) >= self.PLAIN_EVERY:
+            size = f"{_size(progress.total)}" if progress.total else "its layers were already here"
+            self.output.progress(f"  {progress.image}: pulled ({size})")
+        elif progress.total and now - self.last_line.get(progress.image, 0.0) >= self.PLAIN_EVERY:
             self.last_line[progress.image] = now
             self.output.progress(f"  {progress.image}: {_size(progress.completed)} of {_size(progress.total)}")
 

@@ -177,6 +177,9 @@ def test_first_start_pulls_missing_images_with_progress_lines(
         assert result.json()["healthy"] is True  # stdout is still one JSON document
         assert "Pulling 1 image(s)" in result.stderr
         assert f"{reference}: pulled" in result.stderr
+        # Only a label differs from the stub: every layer is already here, and it says so.
+        assert f"{reference}: pulled (its layers were already here)" in result.stderr
+        assert "0.0 MB of 0.0 MB" not in result.stderr
         assert docker_client.images.get(reference).id
     finally:
         home.cleanup()
