@@ -87,6 +87,17 @@ def require_home_dir(home: Path) -> None:
         )
 
 
+def write_if_changed(path: Path, text: str, mode: int = 0o600) -> bool:
+    """`atomic_write` unless the file already holds exactly this text (and mode); True if written."""
+    try:
+        if path.read_text(encoding="utf-8") == text and (path.stat().st_mode & 0o777) == mode:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write(path, text, mode)
+    return True
+
+
 def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
     """Write via a temp file in the same folder, fsync, then rename over the target."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
@@ -447,12 +458,13 @@ def write_proxy_config(home: Path, servers: dict[str, dict[str, object]]) -> Pat
     ensure_home(home)
     directory.mkdir(mode=0o700, exist_ok=True)
     if not servers:
-        atomic_write(directory / BUILTIN_SERVER_FILE, BUILTIN_SERVER_SOURCE, mode=0o644)
+        write_if_changed(directory / BUILTIN_SERVER_FILE, BUILTIN_SERVER_SOURCE, mode=0o644)
         servers = {"ollama-stack": {"command": "python", "args": [f"/app/config/{BUILTIN_SERVER_FILE}"]}}
     document = json.dumps({"mcpServers": servers}, indent=2, sort_keys=True) + "\n"
     path = directory / PROXY_CONFIG_FILE
     # It may carry extension tokens: owner-only. The proxy container runs as root and still reads it.
-    atomic_write(path, document, mode=0o600)
+    # Unchanged, it is not rewritten: no fsync, and no needless hot reload in the proxy.
+    write_if_changed(path, document, mode=0o600)
     return path
 
 

@@ -895,7 +895,13 @@ class Journal:
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        """Mark a step running for its duration, then done."""
+        """Mark a step running for its duration, then done.
+
+        A step's "done" is written together with the next step's "running" (each write
+        is fsynced, and a start has three steps): rollback undoes running and done steps
+        alike, so nothing is lost. The last step's "done" is written at once, so a
+        journal whose steps all finished says so.
+        """
         self.entry.step(name).status = "running"
         self._write()
         pause_for_tests(self.home, f"{self.entry.operation}:{name}")
@@ -903,7 +909,8 @@ class Journal:
         pause_for_tests(self.home, f"{self.entry.operation}:{name}:end")
         self.entry.step(name).status = "done"
         self.entry.written = {path: file_digest(self.home / path) for path in self.entry.tracked}
-        self._write()
+        if name == self.entry.steps[-1].name:
+            self._write()
 
     def close(self) -> None:
         (self.home / JOURNAL_FILE).unlink(missing_ok=True)

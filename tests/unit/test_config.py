@@ -188,3 +188,14 @@ def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path: Path, m
 
     assert target.read_text() == "OLD=1\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]  # no temp file left
+
+
+def test_an_unchanged_file_is_not_rewritten(tmp_path: Path) -> None:
+    target = tmp_path / "config.json"
+    assert config.write_if_changed(target, "{}\n") is True
+    inode = target.stat().st_ino
+    assert config.write_if_changed(target, "{}\n") is False
+    assert target.stat().st_ino == inode  # an atomic rewrite would have replaced the file
+    assert config.write_if_changed(target, "{}\n", mode=0o644) is True  # a new mode is a change
+    assert config.write_if_changed(target, '{"a": 1}\n', mode=0o644) is True
+    assert target.read_text() == '{"a": 1}\n'
