@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import StackHome, free_ports
+from tests.integration.conftest import StackHome, make_home
 
 from . import owui
 
@@ -116,17 +115,7 @@ class RealStack:
 
 
 def make_real_home(root: Path, client: Any, extra: str = "") -> StackHome:
-    project = f"ose2e-{uuid.uuid4().hex[:10]}"
-    ollama, webui, proxy = free_ports(3)
-    home = root / project
-    home.mkdir(parents=True)
-    (home / ".env").write_text(
-        f"PROJECT_NAME={project}\n"
-        f"OLLAMA_IMAGE={OLLAMA_IMAGE}\nWEBUI_IMAGE={WEBUI_IMAGE}\nMCP_PROXY_IMAGE={MCP_PROXY_IMAGE}\n"
-        f"OLLAMA_PORT={ollama}\nWEBUI_PORT={webui}\nMCP_PROXY_PORT={proxy}\n" + extra
-    )
-    return StackHome(path=home, project=project, ports={"ollama": ollama, "webui": webui, "mcp_proxy": proxy},
-                     client=client)  # fmt: skip
+    return make_home(root, client, extra, images=(OLLAMA_IMAGE, WEBUI_IMAGE, MCP_PROXY_IMAGE), prefix="ose2e")
 
 
 @pytest.fixture(scope="module")

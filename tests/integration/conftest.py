@@ -127,14 +127,21 @@ class StackHome:
             volume.remove(force=True)
 
 
-def make_home(root: Path, client: Any, extra: str = "") -> StackHome:
-    project = f"ostest-{uuid.uuid4().hex[:10]}"
+def make_home(
+    root: Path,
+    client: Any,
+    extra: str = "",
+    images: tuple[str, str, str] = (STUB_IMAGE, STUB_IMAGE, STUB_IMAGE),
+    prefix: str = "ostest",
+) -> StackHome:
+    """A home with a unique project, free ports and the given ollama, webui and proxy images."""
+    project = f"{prefix}-{uuid.uuid4().hex[:10]}"
     ollama, webui, proxy = free_ports(3)
     home = root / project
     home.mkdir(parents=True)
     (home / ".env").write_text(
         f"PROJECT_NAME={project}\n"
-        f"OLLAMA_IMAGE={STUB_IMAGE}\nWEBUI_IMAGE={STUB_IMAGE}\nMCP_PROXY_IMAGE={STUB_IMAGE}\n"
+        f"OLLAMA_IMAGE={images[0]}\nWEBUI_IMAGE={images[1]}\nMCP_PROXY_IMAGE={images[2]}\n"
         f"OLLAMA_PORT={ollama}\nWEBUI_PORT={webui}\nMCP_PROXY_PORT={proxy}\n" + extra
     )
     return StackHome(
