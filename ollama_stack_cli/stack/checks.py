@@ -221,8 +221,7 @@ def _bind(env: StackEnv) -> CheckResult:
 def _tool_servers(home: Path, engine: Engine) -> CheckResult:
     """Does Open WebUI offer exactly the enabled extensions? Read-only: compares, never writes."""
     name = "openwebui-tool-servers"
-    ctx = load(home)
-    ctx._engine = engine
+    ctx = load(home, engine)
     wanted = ready_extensions(ctx)
     if not service_running(ctx, engine.containers(), "webui"):
         detail = "Open WebUI is not running; it gets the enabled extensions at the next start"

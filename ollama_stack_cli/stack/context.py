@@ -79,6 +79,12 @@ class Context:
         self.env = config.ensure_env(self.home)
         self.env_values = config.read_env_values(self.home)
 
+    def reload(self) -> None:
+        """Read `.env` and the state file again (after a rollback or a repair put files back)."""
+        self.env_values = config.read_env_values(self.home)
+        self.env = config.validate_env(self.env_values, self.home)
+        self.state = config.read_state(self.home)
+
     def record_platform(self, platform: Platform) -> None:
         """Remember the platform started with, so stop and status use the same files."""
         self.state = config.set_platform(self.home, platform)
@@ -102,10 +108,11 @@ def pause_point(ctx: Context, point: str) -> None:
     pause_for_tests(ctx.home, point)
 
 
-def load(home: Path) -> Context:
-    """Read the home's state and settings without creating anything."""
+def load(home: Path, engine: Engine | None = None) -> Context:
+    """Read the home's state and settings without creating anything (and use `engine` if given)."""
     values = config.read_env_values(home)
-    return Context(home=home, env=config.validate_env(values, home), state=config.read_state(home), env_values=values)
+    env = config.validate_env(values, home)
+    return Context(home=home, env=env, state=config.read_state(home), env_values=values, _engine=engine)
 
 
 def expected_services(platform: Platform | None) -> list[ServiceSpec]:

@@ -175,9 +175,8 @@ def restore_previous(ctx: Context, entry: JournalEntry) -> str:
     core_running = [k for k in entry.pre_state.running_services if k.startswith(f"{entry.project}/")]
     if not core_running:
         return ""
-    restored = load(ctx.home)  # the files as the rollback put them back
-    restored._compose_command = ctx.compose_command
-    restored.compose().up([k.split("/", 1)[1] for k in core_running])
+    ctx.reload()  # the files as the rollback put them back
+    ctx.compose().up([k.split("/", 1)[1] for k in core_running])
     return "brought the previous stack back up"
 
 
@@ -200,8 +199,7 @@ def recover(home: Path, engine: Engine) -> str | None:
         return f"{found}: all its steps had completed; nothing to repair."
     if pending[0].name == "compose_down":
         # A stop is finished rather than undone: it is idempotent and "stopped" is what was asked.
-        ctx = load(home)
-        ctx._engine = engine
+        ctx = load(home, engine)
         stop_all_extensions(ctx)
         ctx.compose(entry.platform or ctx.state.platform).down()
         journal.close()
@@ -230,6 +228,5 @@ def repair_if_idle(ctx: Context) -> str | None:
         if not free:
             return f"Another operation is in progress: {describe_holder(ctx.home)}."
         note = recover(ctx.home, ctx.engine)
-        fresh = load(ctx.home)
-        ctx.env, ctx.state, ctx.env_values = fresh.env, fresh.state, fresh.env_values
+        ctx.reload()
         return note
