@@ -9,7 +9,7 @@ from collections.abc import Callable
 from .. import net
 from ..schemas import ServiceSpec, WaitState
 from .context import Context
-from .reach import ports_here
+from .reach import healthy_on_engine, ports_here
 
 
 def wait_healthy(
@@ -68,7 +68,7 @@ def _engine_side_answers(ctx: Context, pending: list[ServiceSpec]) -> dict[str, 
     running = [
         c for c in ctx.engine.containers() if c.project == ctx.project and c.service in wanted and c.state == "running"
     ]
-    return {c.service or "": c.docker_health == "healthy" or ctx.engine.healthcheck_passes(c.id) for c in running}
+    return {c.service or "": healthy_on_engine(ctx, c) for c in running}
 
 
 def native_ollama_reachable() -> bool:

@@ -20,6 +20,16 @@ def ports_here(ctx: Context) -> bool:
     return ctx.engine.endpoint.local
 
 
+def healthy_on_engine(ctx: Context, container: ContainerInfo) -> bool:
+    """A remote service's health, read through the engine: its healthcheck's verdict, else the check run now.
+
+    The engine runs the first healthcheck an interval after the start; until then (or
+    without one) the container's own healthcheck command is run in it through the engine.
+    """
+    health = container.docker_health
+    return health == "healthy" or (health in ("starting", "none") and ctx.engine.healthcheck_passes(container.id))
+
+
 def engine_info(ctx: Context) -> EngineInfo:
     return ctx.engine.endpoint.info()
 

@@ -6,7 +6,7 @@ from .. import config, net
 from ..schemas import ContainerInfo, Health, ServiceSpec, ServiceStatus, StackStatus
 from .context import Context, expected_services
 from .extension_runtime import extension_statuses
-from .reach import engine_info, ports_here, tunnel, url_host
+from .reach import engine_info, healthy_on_engine, ports_here, tunnel, url_host
 
 
 def containers(ctx: Context) -> list[ContainerInfo]:
@@ -35,8 +35,9 @@ def build_status(ctx: Context, probe: bool = True, listed: list[ContainerInfo] |
     answers: dict[str, bool] = {}
     running_here = [c for c in by_service.values() if c.state == "running"]
     if not ports_here(ctx):
-        # The ports are on the engine's host: its own healthchecks say how each service is.
-        answers = {c.service or "": c.docker_health == "healthy" for c in running_here} if probe else {}
+        # The ports are on the engine's host: its own healthchecks say how each service is;
+        # one that has not run yet (the first runs an interval after the start) is run now.
+        answers = {c.service or "": healthy_on_engine(ctx, c) for c in running_here} if probe else {}
     elif probe:
         answers = net.probe_many(
             (spec.name, host, _published_port(container, spec) or ctx.env.port_of(spec), spec.health_path)

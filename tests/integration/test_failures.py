@@ -170,5 +170,5 @@ def test_an_unknown_platform_is_refused_before_anything_is_created(tmp_path: Pat
     )
 
     assert result.returncode == 2, result.stderr
-    assert "Unknown platform 'gpu'" in result.stderr and "cpu, nvidia, apple" in result.stderr
+    assert "Unknown platform 'gpu'" in result.stderr and "cpu, nvidia, rocm, apple" in result.stderr
     assert not home.exists()  # no home, no lock, no journal
