@@ -18,6 +18,7 @@ never skip) like the integration tier.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -252,10 +253,6 @@ def _start_sshd(engine: SecondEngine) -> None:
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
     log = ssh_dir / "sshd.log"
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    proc = subprocess.Popen(
-        [sshd, "-D", "-e", "-f", str(config)], stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-    engine.procs.append(proc)
 
     def ready() -> bool:
         probe = subprocess.run(
@@ -266,7 +263,26 @@ def _start_sshd(engine: SecondEngine) -> None:
         )
         return probe.returncode == 0
 
-    _wait_for("sshd", ready, proc, log, attempts=100)
+    for attempt in range(5):  # a free port can be taken by someone else before sshd binds it
+        if attempt:
+            engine.ssh_port = _free_port()
+            for path in (config, client_config):
+                path.write_text(re.sub(r"Port \d+", f"Port {engine.ssh_port}", path.read_text()))
+        proc = subprocess.Popen(
+            [sshd, "-D", "-e", "-f", str(config)],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        engine.procs.append(proc)
+        try:
+            _wait_for("sshd", ready, proc, log, attempts=100)
+            return
+        except RuntimeError:
+            if "Address already in use" not in log.read_text(errors="replace"):
+                raise
+            _stop(proc)
+    raise RuntimeError("sshd found no free loopback port in 5 attempts")
 
 
 def _contexts(engine: SecondEngine) -> None:

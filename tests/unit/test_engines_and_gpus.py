@@ -99,7 +99,8 @@ def fake_smi(tmp_path: Path) -> Path:
     script.write_text(
         "#!/bin/sh\n"
         f'case "$1" in\n  -L) /bin/cat {H100 / "nvidia-smi-L.txt"} ;;\n'
-        f"  --query-gpu=*) /bin/cat {H100 / 'nvidia-smi-query.csv'} ;;\n  *) /bin/cat {H100 / 'nvidia-smi.txt'} ;;\nesac\n"
+        f"  --query-gpu=*) /bin/cat {H100 / 'nvidia-smi-query.csv'} ;;\n"
+        f"  *) /bin/cat {H100 / 'nvidia-smi.txt'} ;;\nesac\n"
     )
     script.chmod(0o755)
     return bin_dir
