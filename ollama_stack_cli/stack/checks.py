@@ -47,10 +47,7 @@ def run_checks(home: Path, platform: str | None) -> CheckReport:
     decision = _platform(engine if engine_ok else None, require_valid_platform(platform))
     checks.append(decision[0])
     settings = env if isinstance(env, StackEnv) else StackEnv()
-    if engine_ok and not engine.endpoint.local:
-        checks.extend(_remote_ports(home, settings, engine, decision[1]))
-    else:
-        checks.extend(_ports(home, settings, engine if engine_ok else None, decision[1]))
+    checks.extend(_ports(home, settings, engine if engine_ok else None, decision[1]))
     if engine_ok:
         checks.append(_disk(engine))
     checks.append(_bind(settings))
@@ -169,9 +166,17 @@ def _platform(engine: Engine | None, forced: Platform | None) -> tuple[CheckResu
 
 
 def _ports(home: Path, env: StackEnv, engine: Engine | None, platform: Platform) -> list[CheckResult]:
+    """Each port free where it will be published: on this machine, or on a remote engine's host.
+
+    A remote host is asked through its engine: the ports its containers publish (a
+    program outside Docker there is not visible from here).
+    """
     held: set[int] = set()
+    remote: set[int] | None = None
     if engine is not None:
         held = {p.host_port for c in engine.containers() if c.installation == env.PROJECT_NAME for p in c.ports}
+        if not engine.endpoint.local:
+            remote = {p.host_port for p in engine.all_published_ports()}
     results = [
         CheckResult(
             name=f"port {first}",
@@ -186,7 +191,10 @@ def _ports(home: Path, env: StackEnv, engine: Engine | None, platform: Platform)
         name = f"port {spec.port_key}"
         if port in held:
             results.append(CheckResult(name=name, status="pass", detail=f"{port} held by this stack"))
-        elif net.port_free(env.BIND_ADDRESS, port):
+        elif remote is not None and port not in remote:
+            detail = f"{port} not published by any container on the engine's host"
+            results.append(CheckResult(name=name, status="pass", detail=detail))
+        elif remote is None and net.port_free(env.BIND_ADDRESS, port):
             results.append(CheckResult(name=name, status="pass", detail=f"{port} free on {env.BIND_ADDRESS}"))
         elif engine is None:
             results.append(
@@ -201,35 +209,12 @@ def _ports(home: Path, env: StackEnv, engine: Engine | None, platform: Platform)
                 CheckResult(
                     name=name,
                     status="fail",
-                    detail=f"{port} on {env.BIND_ADDRESS} is used by another program",
+                    detail=f"{port} is published by another container on the engine's host"
+                    if remote is not None
+                    else f"{port} on {env.BIND_ADDRESS} is used by another program",
                     fix=f"Stop it, or set {spec.port_key} to a free port in {config.env_path(home)}.",
                 )
             )
-    return results
-
-
-def _remote_ports(home: Path, env: StackEnv, engine: Engine, platform: Platform) -> list[CheckResult]:
-    """Ports on a remote engine's host: what its containers publish (other programs there are not visible)."""
-    ours = {p.host_port for c in engine.containers() if c.installation == env.PROJECT_NAME for p in c.ports}
-    taken = {p.host_port for p in engine.all_published_ports()}
-    results = []
-    for spec in expected_services(platform):
-        port = env.port_of(spec)
-        name = f"port {spec.port_key}"
-        if port in ours:
-            results.append(CheckResult(name=name, status="pass", detail=f"{port} held by this stack"))
-        elif port in taken:
-            results.append(
-                CheckResult(
-                    name=name,
-                    status="fail",
-                    detail=f"{port} is published by another container on the engine's host",
-                    fix=f"Stop it, or set {spec.port_key} to a free port in {config.env_path(home)}.",
-                )
-            )
-        else:
-            detail = f"{port} not published by any container on the engine's host"
-            results.append(CheckResult(name=name, status="pass", detail=detail))
     return results
 
 
