@@ -12,15 +12,25 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .errors import ExitCode, StackError, docker_unavailable
-from .schemas import INSTALLATION_LABEL, ComposeModel, ContainerInfo, JournalEntry, JournalStep, PortBinding, PreState
+from .schemas import (
+    INSTALLATION_LABEL,
+    ComposeModel,
+    ContainerInfo,
+    EngineEndpoint,
+    JournalEntry,
+    JournalStep,
+    PortBinding,
+    PreState,
+)
 
 
 class _DebugLog:
@@ -53,18 +63,54 @@ DEFAULT_SOCKET = "/var/run/docker.sock"
 
 
 class Engine:
-    """The Docker Engine API, connected lazily on first use.
+    """The Docker Engine API of one endpoint, chosen once (like the docker CLI) and connected on first use.
 
-    A local engine (a unix socket: the default, DOCKER_HOST=unix://..., or a context
-    pointing at one) is spoken to directly with http.client: importing the docker SDK
-    (requests, urllib3) costs more than a whole `status`. Remote engines (tcp with
-    TLS, ssh, Windows pipes) go through the SDK, which knows those transports.
+    Every transport the docker CLI speaks on Linux and macOS is spoken here with
+    http.client: a unix socket, tcp, tcp with TLS, and ssh through the `ssh` binary
+    running `docker system dial-stdio` on the far side (as the docker CLI and compose
+    do, so the user's ssh config, keys and agent apply, and no paramiko is needed).
+    Importing the docker SDK (requests, urllib3) costs more than a whole `status`; it
+    is used only for Windows named pipes.
     """
 
-    def __init__(self) -> None:
-        self._socket: str | None = None
+    def __init__(self, endpoint: EngineEndpoint | None = None) -> None:
+        self._endpoint = endpoint
         self._sdk: Any = None
-        self._resolved = False
+        self._ssh: _SshConnection | None = None
+
+    @property
+    def endpoint(self) -> EngineEndpoint:
+        """Which engine: DOCKER_HOST, else DOCKER_CONTEXT, else the current context, else the default."""
+        if self._endpoint is None:
+            self._endpoint = resolve_endpoint()
+        return self._endpoint
+
+    def all_published_ports(self) -> list[PortBinding]:
+        """Host ports any container of this engine publishes (one list call, every container)."""
+        raw = self._request("GET", "/containers/json")
+        return [port for item in raw for port in _container_info(item).ports]
+
+    def healthcheck_passes(self, container_id: str) -> bool:
+        """Run the container's own healthcheck command inside it, now, through the engine.
+
+        How health is read when the published ports are not on this machine: the
+        probe runs where the service runs. False when it fails or cannot run.
+        """
+        inspected = self._request("GET", f"/containers/{container_id}/json", missing_ok=True) or {}
+        test = ((inspected.get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
+        if not test or test[0] not in ("CMD", "CMD-SHELL"):
+            return False
+        argv = list(test[1:]) if test[0] == "CMD" else ["/bin/sh", "-c", " ".join(test[1:])]
+        created = self._post_json(
+            f"/containers/{container_id}/exec", {"Cmd": argv, "AttachStdout": False, "AttachStderr": False}
+        )
+        self._post_json(f"/exec/{created['Id']}/start", {"Detach": True})
+        for _ in range(100):  # a healthcheck is short; its own timeout is seconds
+            state = self._request("GET", f"/exec/{created['Id']}/json")
+            if not state.get("Running"):
+                return state.get("ExitCode") == 0
+            time.sleep(0.05)
+        return False
 
     def ping(self) -> None:
         """Fail now (exit 4) when the engine is unreachable."""
@@ -124,10 +170,7 @@ class Engine:
 
         name, tag = split_reference(reference)
         query = {"fromImage": name, "tag": tag}
-        if not self._resolved:
-            self._socket = local_socket()
-            self._resolved = True
-        if self._socket is not None:
+        if self.endpoint.scheme != "npipe":
 
             def on_line(line: bytes) -> None:
                 try:
@@ -135,7 +178,7 @@ class Engine:
                 except ValueError:
                     pass
 
-            status, body = _socket_request(self._socket, "POST", "/images/create", query, on_line)
+            status, body = self._send("POST", "/images/create", query, on_line=on_line)
             if status >= 400:
                 try:
                     failure.append(str(json.loads(body).get("message", "")))
@@ -153,7 +196,7 @@ class Engine:
         import requests.exceptions
 
         if self._sdk is None:
-            self._sdk = _connect()
+            self._sdk = _connect(self.endpoint)
         try:
             for event in self._sdk.api.pull(name, tag=tag, stream=True, decode=True):
                 on_event(event)
@@ -200,13 +243,10 @@ class Engine:
         raw: bool = False,
     ) -> Any:
         """One API call; a 404 is None when `missing_ok`; errors become StackErrors."""
-        if not self._resolved:
-            self._socket = local_socket()
-            self._resolved = True
-        if self._socket is not None:
-            status, body = _socket_request(self._socket, method, path, query)
-        else:
+        if self.endpoint.scheme == "npipe":
             status, body = self._sdk_request(method, path, query)
+        else:
+            status, body = self._send(method, path, query)
         if status == 404 and missing_ok:
             return None
         if status >= 400:
@@ -219,12 +259,35 @@ class Engine:
             return body
         return json.loads(body)
 
+    def _post_json(self, path: str, payload: dict[str, Any]) -> Any:
+        status, body = self._send("POST", path, None, body=json.dumps(payload).encode())
+        if status >= 400:
+            raise StackError(f"The Docker engine refused the request: {body.decode('utf-8', 'replace')[:200]}.")
+        return json.loads(body) if body else {}
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str] | None,
+        *,
+        body: bytes | None = None,
+        on_line: Callable[[bytes], None] | None = None,
+    ) -> tuple[int, bytes]:
+        """One request over this endpoint's transport; ssh keeps its one connection for the command."""
+        endpoint = self.endpoint
+        if endpoint.scheme == "ssh":
+            if self._ssh is None:
+                self._ssh = _SshConnection(endpoint)
+            return _http_request(self._ssh, endpoint, method, path, query, body, on_line, keep=True)
+        return _http_request(_connection(endpoint), endpoint, method, path, query, body, on_line)
+
     def _sdk_request(self, method: str, path: str, query: dict[str, str] | None) -> tuple[int, bytes]:
         import docker.errors
         import requests.exceptions
 
         if self._sdk is None:
-            self._sdk = _connect()
+            self._sdk = _connect(self.endpoint)
         api = self._sdk.api
         try:
             response = api.request(method, api._url(path), params=query, timeout=api.timeout)
@@ -284,47 +347,96 @@ def _filters(label: str) -> str:
     return json.dumps({"label": [label]})
 
 
-def local_socket() -> str | None:
-    """The unix socket of a local engine, or None when the SDK must connect.
+def resolve_endpoint(environ: Mapping[str, str] | None = None) -> EngineEndpoint:
+    """The engine the docker CLI would use: DOCKER_HOST, else DOCKER_CONTEXT, else the current context.
 
-    Follows the docker CLI: DOCKER_HOST, else DOCKER_CONTEXT, else the config's
-    currentContext, else the default socket.
+    Contexts are read from the docker CLI's config directory (DOCKER_CONFIG, else
+    ~/.docker): `contexts/meta/<sha256 of the name>/meta.json` holds the host, and
+    `contexts/tls/<sha256>/docker/` the TLS files when the context has them.
     """
-    host = os.environ.get("DOCKER_HOST")
+    env = os.environ if environ is None else environ
+    host = env.get("DOCKER_HOST")
     if host:
-        return host[len("unix://") :] if host.startswith("unix://") else None
-    if os.name == "nt":
-        return None
-    name = os.environ.get("DOCKER_CONTEXT") or _current_context()
+        verify = bool(env.get("DOCKER_TLS_VERIFY"))
+        tls = verify or bool(env.get("DOCKER_TLS"))
+        cert_dir = (env.get("DOCKER_CERT_PATH") or str(_docker_config_dir(env))) if tls else None
+        return EngineEndpoint(host=host, source="DOCKER_HOST", tls=tls, tls_verify=verify, cert_dir=cert_dir)
+    name = env.get("DOCKER_CONTEXT") or _current_context(env)
     if name in (None, "", "default"):
-        return DEFAULT_SOCKET
-    return _context_socket(name)
+        default = "npipe:////./pipe/docker_engine" if os.name == "nt" else f"unix://{DEFAULT_SOCKET}"
+        return EngineEndpoint(host=default, source="default")
+    return _context_endpoint(name, env)
 
 
-def _docker_config_dir() -> Path:
-    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+def _docker_config_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker")
 
 
-def _current_context() -> str | None:
+def _current_context(env: Mapping[str, str]) -> str | None:
     try:
-        data = json.loads((_docker_config_dir() / "config.json").read_text(encoding="utf-8"))
+        data = json.loads((_docker_config_dir(env) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data.get("currentContext") if isinstance(data, dict) else None
 
 
-def _context_socket(name: str) -> str | None:
+def _context_endpoint(name: str, env: Mapping[str, str]) -> EngineEndpoint:
     import hashlib
 
-    meta = _docker_config_dir() / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    root = _docker_config_dir(env) / "contexts"
     try:
-        host = json.loads(meta.read_text(encoding="utf-8"))["Endpoints"]["docker"]["Host"]
+        docker = json.loads((root / "meta" / digest / "meta.json").read_text(encoding="utf-8"))["Endpoints"]["docker"]
+        host = str(docker["Host"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return host[len("unix://") :] if isinstance(host, str) and host.startswith("unix://") else None
+        raise docker_unavailable(
+            f"The docker context {name!r} does not exist in {root}.",
+            "List contexts with `docker context ls`, and `docker context use` one of them.",
+        ) from None
+    tls_dir = root / "tls" / digest / "docker"
+    tls = (tls_dir / "ca.pem").is_file() or (tls_dir / "cert.pem").is_file()
+    verify = tls and not docker.get("SkipTLSVerify")
+    return EngineEndpoint(
+        host=host, source=f"context {name}", tls=tls, tls_verify=verify, cert_dir=str(tls_dir) if tls else None
+    )
 
 
-def _unix_connection(socket_path: str) -> Any:
+def _connection(endpoint: EngineEndpoint) -> Any:
+    """A fresh http.client connection to a unix socket or tcp (with TLS when the endpoint has it)."""
+    import http.client
+
+    timeout = float(os.environ.get("DOCKER_CLIENT_TIMEOUT", "60"))
+    if endpoint.scheme == "unix":
+        return _unix_connection(endpoint.host[len("unix://") :], timeout)
+    if endpoint.scheme not in ("tcp", "http", "https"):
+        raise docker_unavailable(
+            f"DOCKER_HOST {endpoint.host} uses a transport ollama-stack does not know.", ENGINE_HINT
+        )
+    hostname = endpoint.hostname or "localhost"
+    if endpoint.tls or endpoint.scheme == "https":
+        return http.client.HTTPSConnection(hostname, endpoint.port or 2376, timeout=timeout, context=_tls(endpoint))
+    return http.client.HTTPConnection(hostname, endpoint.port or 2375, timeout=timeout)
+
+
+def _tls(endpoint: EngineEndpoint) -> Any:
+    """Client TLS as the docker CLI sets it up from ca.pem, cert.pem and key.pem."""
+    import ssl
+
+    folder = Path(endpoint.cert_dir or _docker_config_dir())
+    ca = folder / "ca.pem"
+    if endpoint.tls_verify:
+        context = ssl.create_default_context(cafile=str(ca) if ca.is_file() else None)
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if (folder / "cert.pem").is_file() and (folder / "key.pem").is_file():
+        context.load_cert_chain(str(folder / "cert.pem"), str(folder / "key.pem"))
+    return context
+
+
+def _unix_connection(socket_path: str, timeout: float) -> Any:
     import http.client
     import socket
 
@@ -339,56 +451,151 @@ def _unix_connection(socket_path: str) -> Any:
                 raise
             self.sock = sock
 
-    return _UnixConnection("localhost", timeout=float(os.environ.get("DOCKER_CLIENT_TIMEOUT", "60")))
+    return _UnixConnection("localhost", timeout=timeout)
 
 
-def _socket_request(
-    socket_path: str,
+class _PipeSocket:
+    """What http.client needs of a socket, over the pipes of `ssh ... docker system dial-stdio`."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def sendall(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def makefile(self, mode: str, *args: object, **kwargs: object) -> Any:
+        # A file of its own per response (http.client closes it), reading the one pipe.
+        assert self.proc.stdout is not None
+        return os.fdopen(os.dup(self.proc.stdout.fileno()), "rb")
+
+    def close(self) -> None:
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def ssh_command(endpoint: EngineEndpoint) -> list[str]:
+    """`ssh [-l user] [-p port] -- host`, as the docker CLI builds it from an ssh:// host."""
+    args = ["ssh"]
+    if endpoint.user:
+        args += ["-l", endpoint.user]
+    if endpoint.port:
+        args += ["-p", str(endpoint.port)]
+    if not sys.stdin.isatty():
+        args += ["-o", "BatchMode=yes"]  # never a hidden password prompt in a script
+    return [*args, "--", endpoint.hostname or ""]
+
+
+class _SshConnection:
+    """An HTTP connection to the engine through one `ssh HOST docker system dial-stdio` process."""
+
+    def __init__(self, endpoint: EngineEndpoint) -> None:
+        import http.client
+
+        self.endpoint = endpoint
+        self.stderr = ""
+
+        class _Connection(http.client.HTTPConnection):
+            def connect(inner) -> None:  # noqa: N805 - the http.client connection
+                inner.sock = self._start()
+
+        self.http = _Connection("docker", timeout=float(os.environ.get("DOCKER_CLIENT_TIMEOUT", "60")))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _start(self) -> Any:
+        import tempfile
+
+        self._errors = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(
+                [*ssh_command(self.endpoint), "docker system dial-stdio"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._errors,
+            )
+        except FileNotFoundError as exc:
+            raise docker_unavailable(
+                f"Cannot reach the Docker engine at {self.endpoint.host}: no `ssh` client on PATH.",
+                "Install OpenSSH's client (the docker CLI needs it for ssh:// engines too).",
+            ) from exc
+        return _PipeSocket(self.proc)
+
+    def failure(self) -> str:
+        """What ssh said on its way out, when the connection broke."""
+        if self.proc is None:
+            return ""
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return ""
+        self._errors.seek(0)
+        lines = [line for line in self._errors.read().decode("utf-8", "replace").splitlines() if line.strip()]
+        return lines[-1].strip() if lines else f"ssh exited with {self.proc.returncode}"
+
+
+def _http_request(
+    conn: Any,
+    endpoint: EngineEndpoint,
     method: str,
     path: str,
     query: dict[str, str] | None,
-    on_line: Callable[[bytes], None] | None = None,
+    body: bytes | None,
+    on_line: Callable[[bytes], None] | None,
+    keep: bool = False,
 ) -> tuple[int, bytes]:
-    """One request over the engine's unix socket; with `on_line`, a streamed body is fed line by line."""
+    """One request; with `on_line`, a streamed body is fed line by line. Failures to connect are exit 4."""
     import http.client
     from urllib.parse import urlencode
 
-    conn = _unix_connection(socket_path)
+    http_conn = conn.http if keep else conn
     url = path + ("?" + urlencode(query) if query else "")
+    headers = {"Host": "docker", "User-Agent": "ollama-stack"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     try:
-        conn.request(method, url, headers={"Host": "docker", "User-Agent": "ollama-stack"})
-        response = conn.getresponse()
+        http_conn.request(method, url, body=body, headers=headers)
+        response = http_conn.getresponse()
         if on_line is None or response.status >= 400:
             return response.status, response.read()
         for line in response:
             on_line(line)
         return response.status, b""
-    except OSError as exc:
+    except (OSError, http.client.HTTPException) as exc:
+        reason = (conn.failure() if keep else "") or _short(exc)
+        if keep:
+            http_conn.close()
         raise docker_unavailable(
-            f"Cannot connect to the Docker engine at unix://{socket_path}: is it running? ({_short(exc)})",
+            f"Cannot connect to the Docker engine at {endpoint.host} ({endpoint.source}): is it running? ({reason})",
             ENGINE_HINT,
         ) from exc
-    except http.client.HTTPException as exc:
-        raise docker_unavailable(
-            f"The Docker engine at unix://{socket_path} answered badly: {exc}.", ENGINE_HINT
-        ) from exc
     finally:
-        conn.close()
+        if not keep:
+            http_conn.close()
 
 
-def _connect() -> Any:
+def _connect(endpoint: EngineEndpoint) -> Any:
+    """The docker SDK, for Windows named pipes only."""
     try:
         import docker
         import docker.errors
     except ImportError as exc:  # pragma: no cover - a broken install
         raise docker_unavailable("The docker Python package is not installed.", "Reinstall ollama-stack.") from exc
-    host = os.environ.get("DOCKER_HOST") or "the current docker context"
     try:
-        client = docker.from_env(timeout=int(os.environ.get("DOCKER_CLIENT_TIMEOUT", "60")))
+        client = docker.DockerClient(base_url=endpoint.host, timeout=int(os.environ.get("DOCKER_CLIENT_TIMEOUT", "60")))
     except docker.errors.DockerException as exc:
         log.debug("docker connection failed: %r", exc)
         raise docker_unavailable(
-            f"Cannot connect to the Docker engine at {host}: is it running? ({_short(exc)})", ENGINE_HINT
+            f"Cannot connect to the Docker engine at {endpoint.host}: is it running? ({_short(exc)})", ENGINE_HINT
         ) from exc
     return client
 
@@ -446,6 +653,10 @@ def _container_info(item: dict[str, Any]) -> ContainerInfo:
 
 # --- docker compose ---------------------------------------------------------
 
+
+# How the docker CLI picks an engine. Compose is handed the engine this command
+# resolved (EngineEndpoint.compose_env), so none of the caller's own may disagree.
+ENGINE_VARIABLES = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
 
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 
@@ -541,7 +752,7 @@ class Compose:
         COMPOSE_* variables are dropped: a COMPOSE_FILE or COMPOSE_PROFILES left in
         the user's shell would silently change which services run.
         """
-        base = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+        base = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_") and k not in ENGINE_VARIABLES}
         return {**base, **self.env}
 
     def run(
@@ -671,6 +882,12 @@ KNOWN_COMPOSE_ERRORS: tuple[tuple[tuple[str, ...], str, str, str], ...] = (
         ('could not select device driver "nvidia"', "nvidia-container-cli"),
         "Docker cannot hand the NVIDIA GPU to Ollama (no NVIDIA runtime in the engine).",
         "Install the NVIDIA Container Toolkit and restart Docker, or use --platform cpu.",
+        "gpu_unavailable",
+    ),
+    (
+        ('adding custom device "/dev/kfd"', 'adding custom device "/dev/dri"', "/dev/kfd: no such file"),
+        "The Docker engine's host has no AMD GPU devices (/dev/kfd, /dev/dri) to hand to Ollama.",
+        "Install the ROCm (amdgpu) kernel driver on the engine's host, or use --platform cpu.",
         "gpu_unavailable",
     ),
     (

@@ -81,7 +81,7 @@ STATE = AppState()
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; progress goes to stderr.")]
 PlatformOption = Annotated[
     Optional[str],  # noqa: UP045 - typer needs Optional at runtime on 3.10
-    typer.Option("--platform", help="cpu, nvidia or apple; detected when omitted.", show_default=False),
+    typer.Option("--platform", help="cpu, nvidia, rocm (AMD) or apple; detected when omitted.", show_default=False),
 ]
 NoWaitOption = Annotated[bool, typer.Option("--no-wait", help="Return once containers are created.")]
 TimeoutOption = Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait for every service to answer.")]
@@ -290,13 +290,16 @@ def uninstall(
 def check(platform: PlatformOption = None, json_: JsonOption = False) -> None:
     """Check the machine: engine, compose, platform, ports, disk, home and state files.
 
-    Exit 1 only when a check fails; warnings do not fail. Changes nothing.
+    Exit 1 when a check fails (4 when the engine or Compose is unavailable); warnings
+    do not fail. Changes nothing.
     """
     from .commands import check as cmd
 
     STATE.output.json_mode = json_
     report = cmd.run(STATE.home, platform)
     cmd.render(report, STATE.output)
+    if report.docker_unavailable:
+        raise typer.Exit(ExitCode.DOCKER_UNAVAILABLE)
     if not report.ok:
         raise typer.Exit(ExitCode.FAILED)
 

@@ -21,11 +21,11 @@ class BaseModel(_PydanticModel):
     model_config = ConfigDict(defer_build=True)
 
 
-Platform = Literal["cpu", "nvidia", "apple"]
+Platform = Literal["cpu", "nvidia", "rocm", "apple"]
 WaitState = Literal["waiting", "healthy", "exited"]
 Visibility = Literal["all", "admins"]
 Health = Literal["healthy", "unhealthy", "starting", "none"]
-PLATFORMS: tuple[Platform, ...] = ("cpu", "nvidia", "apple")
+PLATFORMS: tuple[Platform, ...] = ("cpu", "nvidia", "rocm", "apple")
 
 STATE_SCHEMA_VERSION = 1
 PROJECT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -99,6 +99,7 @@ class StackEnv(BaseModel):
 
     PROJECT_NAME: str = "ollama-stack"
     OLLAMA_IMAGE: str = "ollama/ollama:latest"
+    OLLAMA_ROCM_IMAGE: str = "ollama/ollama:rocm"  # Ollama's image on the rocm platform (AMD)
     WEBUI_IMAGE: str = "ghcr.io/open-webui/open-webui:main"
     MCP_PROXY_IMAGE: str = "ghcr.io/open-webui/mcpo:main"
     OLLAMA_PORT: int = 11434
@@ -118,7 +119,7 @@ class StackEnv(BaseModel):
             )
         return value
 
-    @field_validator("OLLAMA_IMAGE", "WEBUI_IMAGE", "MCP_PROXY_IMAGE")
+    @field_validator("OLLAMA_IMAGE", "OLLAMA_ROCM_IMAGE", "WEBUI_IMAGE", "MCP_PROXY_IMAGE")
     @classmethod
     def _image(cls, value: str) -> str:
         if not value or any(ch.isspace() for ch in value) or value.startswith("-"):
@@ -152,8 +153,12 @@ class StackEnv(BaseModel):
         port: int = getattr(self, service.port_key)
         return port
 
-    def image_of(self, service: ServiceSpec) -> str:
-        image: str = getattr(self, service.image_key)
+    def image_key_of(self, service: ServiceSpec, platform: str | None = None) -> str:
+        """The `.env` key naming a service's image: Ollama has its own on rocm."""
+        return "OLLAMA_ROCM_IMAGE" if platform == "rocm" and service.image_key == "OLLAMA_IMAGE" else service.image_key
+
+    def image_of(self, service: ServiceSpec, platform: str | None = None) -> str:
+        image: str = getattr(self, self.image_key_of(service, platform))
         return image
 
     @property
@@ -170,6 +175,74 @@ class StackEnv(BaseModel):
 
 
 SECRET_KEYS = ("WEBUI_SECRET_KEY", "MCP_PROXY_API_KEY")
+
+
+class EngineEndpoint(BaseModel):
+    """The one Docker engine a command uses, and where that choice came from (SPEC 14)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    source: str  # "DOCKER_HOST", "context NAME" or "default"
+    tls: bool = Field(default=False, exclude=True)
+    tls_verify: bool = Field(default=False, exclude=True)
+    cert_dir: str | None = Field(default=None, exclude=True)
+
+    @property
+    def scheme(self) -> str:
+        return self.host.split("://", 1)[0] if "://" in self.host else "unix"
+
+    @property
+    def _parts(self) -> tuple[str | None, str | None, int | None]:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.host)
+        return parts.username, parts.hostname, parts.port
+
+    @property
+    def user(self) -> str | None:
+        return self._parts[0]
+
+    @property
+    def hostname(self) -> str | None:
+        return self._parts[1]
+
+    @property
+    def port(self) -> int | None:
+        return self._parts[2]
+
+    @property
+    def local(self) -> bool:
+        """Does the engine publish its ports on this machine? A socket or a loopback address does."""
+        if self.scheme in ("unix", "npipe"):
+            return True
+        name = self.hostname or ""
+        if name == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(host=self.host, source=self.source, local=self.local)
+
+    def compose_env(self) -> dict[str, str]:
+        """The variables that send `docker compose` to this same engine."""
+        env = {"DOCKER_HOST": self.host}
+        if self.tls:
+            env["DOCKER_TLS_VERIFY" if self.tls_verify else "DOCKER_TLS"] = "1"
+            if self.cert_dir:
+                env["DOCKER_CERT_PATH"] = self.cert_dir
+        return env
+
+
+class EngineInfo(BaseModel):
+    """The engine as `status --json` names it."""
+
+    host: str
+    source: str
+    local: bool
 
 
 class PlatformDecision(BaseModel):
@@ -295,6 +368,10 @@ class StackStatus(BaseModel):
     services: list[ServiceStatus]
     extensions: list[ExtensionStatus] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    engine: EngineInfo | None = None
+    # On a remote engine whose ports are bound to its loopback: the `ssh -L` line
+    # after which the services' URLs work from this machine.
+    tunnel: str | None = None
 
 
 class ContainerInfo(BaseModel):
@@ -404,6 +481,9 @@ class CheckReport(BaseModel):
     ok: bool
     platform: Platform | None
     checks: list[CheckResult]
+    engine: EngineInfo | None = None
+    # The engine or Compose cannot be used: `check` exits 4 then, like every command.
+    docker_unavailable: bool = Field(default=False, exclude=True)
 
 
 class ImageChange(BaseModel):
@@ -458,7 +538,11 @@ class Evidence(BaseModel):
     system: str
     machine: str
     gpus: list[str] = Field(default_factory=list)
-    engine_runtimes: list[str] = Field(default_factory=list)
+    gpu_details: list[str] = Field(default_factory=list)
+    # None: the engine could not be asked (unreachable), which is not "it cannot".
+    engine_runtimes: list[str] | None = Field(default_factory=list)
+    engine_local: bool = True
+    amd_devices: list[str] = Field(default_factory=list)
     cdi_specs: list[str] = Field(default_factory=list)
     toolkit: list[str] = Field(default_factory=list)
 

@@ -50,7 +50,7 @@ def run(
     if missing:
         output.progress(f"Pulling {len(missing)} image(s) (the first start downloads several GB)...")
         with PullDisplay(output) as display:
-            stack.pull_images(ctx, missing, display.update)
+            stack.pull_images(ctx, missing, display.update, decision.platform)
 
     steps = ["files", "compose_up", "extensions_up"]
     with stack.operation(ctx, "start", steps, output.progress, platform=decision.platform, listed=listed) as journal:
@@ -108,7 +108,7 @@ def _wait(ctx: stack.Context, platform: Platform, output: Output, timeout: float
         return
     name = failed[0]
     spec = next(s for s in specs if s.name == name)
-    url = f"http://{ctx.env.url_host}:{ctx.env.port_of(spec)}{spec.health_path}"
+    url = f"http://{stack.url_host(ctx)}:{ctx.env.port_of(spec)}{spec.health_path}"
     logs = ctx.compose(platform).logs(name, tail=20).rstrip()
     if logs and not output.json_mode:
         output.progress(f"Last log lines of {name}:")
@@ -185,12 +185,22 @@ def render(result: StackStatus, output: Output) -> None:
         output.emit(result)
         return
     state = "ready" if result.healthy else "started (not every service answers yet)"
-    output.result(f"[bold]{result.project}[/bold] is {state}:")
+    output.result(f"[bold]{result.project}[/bold] is {state}{engine_note(result)}:")
+    if result.tunnel:
+        output.result(f"  The ports are on the engine's loopback; reach them with:  {result.tunnel}")
     for service in result.services:
         if service.url:
             output.result(f"  {service.name:<10} {service.url}")
     for warning in result.warnings:
         output.warn(warning)
+
+
+def engine_note(result: StackStatus) -> str:
+    """` on context gpu (ssh://me@gpu-box)` for any engine but the default one."""
+    engine = result.engine
+    if engine is None or engine.source == "default":
+        return ""
+    return f" on {engine.source} ({engine.host})"
 
 
 class PullDisplay:

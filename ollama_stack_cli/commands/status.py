@@ -30,10 +30,13 @@ def render_table(result: StackStatus, output: Output) -> None:
     summary = "running" if result.running else "not running"
     if result.running:
         summary += ", healthy" if result.healthy else ", not healthy yet"
+    engine = f", engine {result.engine.source} {result.engine.host}" if result.engine else ""
     output.out.print(
         f"[bold]{result.project}[/bold]: {summary}  "
-        f"[dim](platform {result.platform or 'unknown'}, home {result.home})[/dim]"
+        f"[dim](platform {result.platform or 'unknown'}{engine}, home {result.home})[/dim]"
     )
+    if result.tunnel:
+        output.out.print(f"The ports are on the engine's loopback; reach them from here with:\n  {result.tunnel}")
     colors = {"healthy": "green", "unhealthy": "red", "starting": "yellow", "none": "dim"}
     rows = [
         {

@@ -7,6 +7,7 @@ command reaches them directly. Modules here, each with one job:
 - `context`: the Context loaded once per command (home, .env, state, extensions, engine)
 - `preflight`: platform choice and port checks before anything changes
 - `status`: the status document from one container listing
+- `reach`: where the engine publishes the ports and how this machine reaches them
 - `health`: waiting for the services to answer
 - `operation`: the journaled `operation(...)`, rollback and recovery (SPEC 7)
 - `extension_runtime`: extensions' compose projects, the proxy config, their states
@@ -39,6 +40,7 @@ from .images import image_changes, missing_images, pull_images, pull_updates, re
 from .logs import stream_logs
 from .operation import operation, recover, repair_if_idle
 from .preflight import decide_platform, require_free_ports, require_valid_platform
+from .reach import url_host
 from .removal import remove_installation, remove_volumes
 from .status import build_status, containers, networks, ours, service_running, volumes
 from .tool_servers import sync_tool_servers, tool_servers_involved, tool_servers_lag
@@ -86,6 +88,7 @@ __all__ = [
     "tool_servers_involved",
     "tool_servers_lag",
     "update_targets",
+    "url_host",
     "volumes",
     "wait_healthy",
 ]

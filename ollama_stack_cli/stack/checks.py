@@ -16,7 +16,7 @@ from .. import config, net
 from ..docker_client import Engine, Journal, compose_version, find_compose
 from ..errors import StackError
 from ..platforms import decide, gather_evidence
-from ..schemas import CheckReport, CheckResult, Platform, StackEnv
+from ..schemas import CheckReport, CheckResult, EngineInfo, Platform, StackEnv
 from .context import expected_services, load
 from .extension_runtime import ready_extensions
 from .preflight import require_valid_platform, shared_ports
@@ -43,7 +43,7 @@ def run_checks(home: Path, platform: str | None) -> CheckReport:
         )
     engine = Engine()
     engine_ok = _guard(checks, "engine", lambda: _engine(engine)) is not None
-    _guard(checks, "compose", _compose)
+    compose_ok = _guard(checks, "compose", _compose) is not None
     decision = _platform(engine if engine_ok else None, require_valid_platform(platform))
     checks.append(decision[0])
     settings = env if isinstance(env, StackEnv) else StackEnv()
@@ -54,7 +54,17 @@ def run_checks(home: Path, platform: str | None) -> CheckReport:
     if engine_ok and state_ok and isinstance(env, StackEnv):
         _guard(checks, "openwebui-tool-servers", lambda: (_tool_servers(home, engine), None))
     ok = all(c.status != "fail" for c in checks)
-    return CheckReport(ok=ok, platform=decision[1], checks=checks)
+    try:
+        engine_info: EngineInfo | None = engine.endpoint.info()
+    except StackError:  # a context that does not exist: the engine check says so
+        engine_info = None
+    return CheckReport(
+        ok=ok,
+        platform=decision[1],
+        checks=checks,
+        docker_unavailable=not (engine_ok and compose_ok),
+        engine=engine_info,
+    )
 
 
 def _guard(checks: list[CheckResult], name: str, probe: Callable[[], tuple[CheckResult, object]]) -> object:
@@ -120,6 +130,8 @@ def _home(home: Path) -> CheckResult:
 
 def _engine(engine: Engine) -> tuple[CheckResult, str]:
     version = engine.version()
+    endpoint = engine.endpoint
+    where = f"at {endpoint.host} ({endpoint.source}{'' if endpoint.local else ', on another machine'})"
     parts = tuple(int(p) for p in version.split("+")[0].split(".")[:2] if p.isdigit())
     if parts and parts < MIN_ENGINE:
         return (
@@ -131,7 +143,7 @@ def _engine(engine: Engine) -> tuple[CheckResult, str]:
             ),
             version,
         )
-    return CheckResult(name="engine", status="pass", detail=f"Docker Engine {version} reachable"), version
+    return CheckResult(name="engine", status="pass", detail=f"Docker Engine {version} reachable {where}"), version
 
 
 def _compose() -> tuple[CheckResult, list[str]]:
@@ -141,7 +153,9 @@ def _compose() -> tuple[CheckResult, list[str]]:
 
 
 def _platform(engine: Engine | None, forced: Platform | None) -> tuple[CheckResult, Platform]:
-    evidence = gather_evidence(engine.runtimes if engine else lambda: [])
+    evidence = gather_evidence(
+        engine.runtimes if engine else None, engine_local=engine is None or engine.endpoint.local
+    )
     decision = decide(evidence, forced)
     detail = f"{decision.platform} ({decision.source}): " + "; ".join(decision.evidence)
     if decision.warnings:
@@ -152,9 +166,17 @@ def _platform(engine: Engine | None, forced: Platform | None) -> tuple[CheckResu
 
 
 def _ports(home: Path, env: StackEnv, engine: Engine | None, platform: Platform) -> list[CheckResult]:
+    """Each port free where it will be published: on this machine, or on a remote engine's host.
+
+    A remote host is asked through its engine: the ports its containers publish (a
+    program outside Docker there is not visible from here).
+    """
     held: set[int] = set()
+    remote: set[int] | None = None
     if engine is not None:
         held = {p.host_port for c in engine.containers() if c.installation == env.PROJECT_NAME for p in c.ports}
+        if not engine.endpoint.local:
+            remote = {p.host_port for p in engine.all_published_ports()}
     results = [
         CheckResult(
             name=f"port {first}",
@@ -169,7 +191,10 @@ def _ports(home: Path, env: StackEnv, engine: Engine | None, platform: Platform)
         name = f"port {spec.port_key}"
         if port in held:
             results.append(CheckResult(name=name, status="pass", detail=f"{port} held by this stack"))
-        elif net.port_free(env.BIND_ADDRESS, port):
+        elif remote is not None and port not in remote:
+            detail = f"{port} not published by any container on the engine's host"
+            results.append(CheckResult(name=name, status="pass", detail=detail))
+        elif remote is None and net.port_free(env.BIND_ADDRESS, port):
             results.append(CheckResult(name=name, status="pass", detail=f"{port} free on {env.BIND_ADDRESS}"))
         elif engine is None:
             results.append(
@@ -184,7 +209,9 @@ def _ports(home: Path, env: StackEnv, engine: Engine | None, platform: Platform)
                 CheckResult(
                     name=name,
                     status="fail",
-                    detail=f"{port} on {env.BIND_ADDRESS} is used by another program",
+                    detail=f"{port} is published by another container on the engine's host"
+                    if remote is not None
+                    else f"{port} on {env.BIND_ADDRESS} is used by another program",
                     fix=f"Stop it, or set {spec.port_key} to a free port in {config.env_path(home)}.",
                 )
             )
@@ -193,6 +220,12 @@ def _ports(home: Path, env: StackEnv, engine: Engine | None, platform: Platform)
 
 def _disk(engine: Engine) -> CheckResult:
     root = str(engine.info().get("DockerRootDir") or "/var/lib/docker")
+    if not engine.endpoint.local:
+        return CheckResult(
+            name="disk",
+            status="warn",
+            detail=f"the engine is on another machine; its disk ({root}) is not visible here",
+        )
     try:
         free = int(os.environ.get("OLLAMA_STACK_TEST_DISK_FREE") or shutil.disk_usage(root).free)  # tests
     except OSError:

@@ -132,4 +132,5 @@ def compose_env(ctx: Context) -> dict[str, str]:
         # generates them before `up`, so this placeholder never reaches a container.
         values[key] = values.get(key) or "not-generated"
     values["STACK_NETWORK"] = ctx.core_network
+    values.update(ctx.engine.endpoint.compose_env())  # compose goes to the engine the SDK calls go to
     return values

@@ -1,4 +1,5 @@
-"""Waiting for the services to answer, from the host, as a user's browser would reach them."""
+"""Waiting for the services to answer: from this machine as a browser would reach them, or,
+when the engine is remote, by the services' own healthchecks run through the engine."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from .. import net
 from ..schemas import ServiceSpec, WaitState
 from .context import Context
+from .reach import healthy_on_engine, ports_here
 
 
 def wait_healthy(
@@ -28,9 +30,13 @@ def wait_healthy(
     deadline = started + timeout
     next_engine_check = time.monotonic() + 1.0
     on_update(dict(status))
+    here = ports_here(ctx)
     while True:
         pending = [s for s in specs if status[s.name] == "waiting"]
-        answers = net.probe_many((s.name, ctx.env.url_host, ctx.env.port_of(s), s.health_path) for s in pending)
+        if here:
+            answers = net.probe_many((s.name, ctx.env.url_host, ctx.env.port_of(s), s.health_path) for s in pending)
+        else:
+            answers = _engine_side_answers(ctx, pending)
         changed = False
         for name, ok in answers.items():
             if ok:
@@ -53,7 +59,16 @@ def wait_healthy(
                     return status
         if now >= deadline:
             return status
-        time.sleep(0.025 if now - started < 2.0 else interval)
+        time.sleep(0.025 if here and now - started < 2.0 else interval if here else max(interval, 0.5))
+
+
+def _engine_side_answers(ctx: Context, pending: list[ServiceSpec]) -> dict[str, bool]:
+    """Each pending service's own healthcheck, run by the engine inside its container."""
+    wanted = {s.name for s in pending}
+    running = [
+        c for c in ctx.engine.containers() if c.project == ctx.project and c.service in wanted and c.state == "running"
+    ]
+    return {c.service or "": healthy_on_engine(ctx, c) for c in running}
 
 
 def native_ollama_reachable() -> bool:

@@ -16,20 +16,22 @@ IMAGE_KEYS_HINT = "Check the image names (OLLAMA_IMAGE, WEBUI_IMAGE, MCP_PROXY_I
 
 def missing_images(ctx: Context, platform: Platform) -> list[ServiceSpec]:
     """The core services whose image is not on the engine yet (what a first start downloads)."""
-    return [s for s in expected_services(platform) if ctx.engine.image_id(ctx.env.image_of(s)) is None]
+    return [s for s in expected_services(platform) if ctx.engine.image_id(ctx.env.image_of(s, platform)) is None]
 
 
-def pull_images(ctx: Context, specs: list[ServiceSpec], on_progress: Callable[[PullProgress], None]) -> None:
+def pull_images(
+    ctx: Context, specs: list[ServiceSpec], on_progress: Callable[[PullProgress], None], platform: Platform
+) -> None:
     """Pull these services' images. Nothing else changes, so a failure leaves nothing to undo.
 
     The error names the image, the registry's reason and the `.env` key that chose it.
     """
     for spec in specs:
         try:
-            ctx.engine.pull(ctx.env.image_of(spec), on_progress)
+            ctx.engine.pull(ctx.env.image_of(spec, platform), on_progress)
         except StackError as exc:
             exc.hint = (
-                f"Check {spec.image_key} in {ctx.home / '.env'}, your network, "
+                f"Check {ctx.env.image_key_of(spec, platform)} in {ctx.home / '.env'}, your network, "
                 "or `docker login` for a private registry."
             )
             raise

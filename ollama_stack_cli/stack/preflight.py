@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from .. import config, net
+from .. import config
 from ..errors import ExitCode, StackError
 from ..platforms import decide, gather_evidence
 from ..schemas import PLATFORMS, ContainerInfo, Platform, PlatformDecision, StackEnv
 from .context import Context, expected_services
+from .reach import busy_ports
 
 
 def require_valid_platform(value: str | None) -> Platform | None:
@@ -25,7 +26,9 @@ def require_valid_platform(value: str | None) -> Platform | None:
 
 def decide_platform(ctx: Context | None, forced: Platform | None) -> PlatformDecision:
     """SPEC 4's choice from what the machine shows; without an engine, from the machine alone."""
-    evidence = gather_evidence(ctx.engine.runtimes if ctx is not None else lambda: [])
+    if ctx is None:
+        return decide(gather_evidence(None), forced)
+    evidence = gather_evidence(ctx.engine.runtimes, engine_local=ctx.engine.endpoint.local)
     return decide(evidence, forced)
 
 
@@ -40,21 +43,6 @@ def shared_ports(env: StackEnv, platform: Platform) -> list[tuple[str, str, int]
     ]
 
 
-def busy_ports(ctx: Context, platform: Platform, listed: list[ContainerInfo]) -> list[tuple[str, int]]:
-    """Ports the stack would publish that something else already holds."""
-    held_by_us = {
-        p.host_port for c in listed if c.installation == ctx.project and c.state == "running" for p in c.ports
-    }
-    busy = []
-    for spec in expected_services(platform):
-        port = ctx.env.port_of(spec)
-        if port in held_by_us:
-            continue
-        if not net.port_free(ctx.env.BIND_ADDRESS, port):
-            busy.append((spec.port_key, port))
-    return busy
-
-
 def require_free_ports(ctx: Context, platform: Platform, listed: list[ContainerInfo]) -> None:
     """Each service its own port, and none held by another program: checked before `up`."""
     for first, second, port in shared_ports(ctx.env, platform):
@@ -65,7 +53,7 @@ def require_free_ports(ctx: Context, platform: Platform, listed: list[ContainerI
         )
     for key, port in busy_ports(ctx, platform, listed):
         raise StackError(
-            f"Port {port} on {ctx.env.BIND_ADDRESS} is already in use ({key}).",
+            f"Port {port} on {ctx.env.BIND_ADDRESS} is already in use ({key}) on the engine's host.",
             f"Stop what uses it, or set {key} to a free port in {config.env_path(ctx.home)}.",
             slug="port_in_use",
         )

@@ -6,6 +6,7 @@ from .. import config, net
 from ..schemas import ContainerInfo, Health, ServiceSpec, ServiceStatus, StackStatus
 from .context import Context, expected_services
 from .extension_runtime import extension_statuses
+from .reach import engine_info, healthy_on_engine, ports_here, tunnel, url_host
 
 
 def containers(ctx: Context) -> list[ContainerInfo]:
@@ -30,18 +31,26 @@ def build_status(ctx: Context, probe: bool = True, listed: list[ContainerInfo] |
     platform = ctx.state.platform
     specs = expected_services(platform)
 
-    probe_targets = []
-    for spec in specs:
-        container = by_service.get(spec.name)
-        if container is not None and container.state == "running":
-            port = _published_port(container, spec) or ctx.env.port_of(spec)
-            probe_targets.append((spec.name, ctx.env.url_host, port, spec.health_path))
-    answers = net.probe_many(probe_targets) if probe else {}
+    host = url_host(ctx)
+    answers: dict[str, bool] = {}
+    running_here = [c for c in by_service.values() if c.state == "running"]
+    if not ports_here(ctx):
+        # The ports are on the engine's host: its own healthchecks say how each service is;
+        # one that has not run yet (the first runs an interval after the start) is run now.
+        answers = {c.service or "": healthy_on_engine(ctx, c) for c in running_here} if probe else {}
+    elif probe:
+        answers = net.probe_many(
+            (spec.name, host, _published_port(container, spec) or ctx.env.port_of(spec), spec.health_path)
+            for spec in specs
+            if (container := by_service.get(spec.name)) is not None and container.state == "running"
+        )
 
-    services = [_service_status(ctx, spec, by_service.get(spec.name), answers.get(spec.name)) for spec in specs]
+    services = [_service_status(ctx, host, spec, by_service.get(spec.name), answers.get(spec.name)) for spec in specs]
     running = all(s.state == "running" for s in services)
     healthy = running and all(s.health == "healthy" for s in services)
     return StackStatus(
+        engine=engine_info(ctx),
+        tunnel=tunnel(ctx, [p for s in services if s.url for p in _host_ports(s)]),
         project=ctx.project,
         home=str(ctx.home),
         platform=platform,
@@ -60,11 +69,15 @@ def _published_port(container: ContainerInfo, spec: ServiceSpec) -> int | None:
     return None
 
 
+def _host_ports(service: ServiceStatus) -> list[int]:
+    return sorted({p.host_port for p in service.ports})
+
+
 def _service_status(
-    ctx: Context, spec: ServiceSpec, container: ContainerInfo | None, answered: bool | None
+    ctx: Context, host: str, spec: ServiceSpec, container: ContainerInfo | None, answered: bool | None
 ) -> ServiceStatus:
     port = (container and _published_port(container, spec)) or ctx.env.port_of(spec)
-    url = f"http://{ctx.env.url_host}:{port}"
+    url = f"http://{host}:{port}"
     if container is None:
         return ServiceStatus(name=spec.name, state="absent", health="none")
     health: Health

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ENTRY_POINT, StackHome
+from .conftest import ENTRY_POINT, STUB_IMAGE, StackHome
 
 
 def _one_error_line(stderr: str) -> str:
@@ -188,5 +188,20 @@ def test_an_unknown_platform_is_refused_before_anything_is_created(tmp_path: Pat
     )
 
     assert result.returncode == 2, result.stderr
-    assert "Unknown platform 'gpu'" in result.stderr and "cpu, nvidia, apple" in result.stderr
+    assert "Unknown platform 'gpu'" in result.stderr and "cpu, nvidia, rocm, apple" in result.stderr
     assert not home.exists()  # no home, no lock, no journal
+
+
+def test_rocm_on_an_engine_without_amd_devices_fails_clearly_and_rolls_back(stack_home: StackHome) -> None:
+    if Path("/dev/kfd").exists():
+        pytest.fail("this test needs an engine host without /dev/kfd")
+    with (stack_home.path / ".env").open("a") as env:
+        env.write(f"OLLAMA_ROCM_IMAGE={STUB_IMAGE}\nHSA_OVERRIDE_GFX_VERSION=10.3.0\n")
+
+    result = stack_home.cli("start", "--platform", "rocm", "--json")
+
+    assert result.code == 1, result.stderr
+    error = result.json()["error"]
+    assert error["code"] == "gpu_unavailable" and "/dev/kfd" in error["message"], error
+    assert "--platform rocm was given but no /dev/kfd" in result.stderr
+    assert stack_home.containers() == [] and stack_home.networks() == []
