@@ -168,6 +168,53 @@ class Engine:
         for container_id in ids:
             self._request("DELETE", f"/containers/{container_id}", {"force": "1", "v": "0"}, missing_ok=True)
 
+    def exec_output(self, container_id: str, argv: Sequence[str]) -> tuple[int, str]:
+        """Run a program in a running container through the engine's API: (exit code, output).
+
+        Through the engine, not on the host, so it sees what the container sees (its
+        filesystems) on a remote engine too. A terminal is allocated so the output comes
+        back as one plain stream.
+        """
+        spec = {"Cmd": list(argv), "AttachStdout": True, "AttachStderr": True, "Tty": True}
+        if not self._resolved:
+            self._socket = local_socket()
+            self._resolved = True
+        if self._socket is None:
+            return self._sdk_exec(container_id, argv)
+        created = self._post_json(f"/containers/{container_id}/exec", spec)
+        exec_id = str(created["Id"])
+        _status, output = _socket_request(
+            self._socket, "POST", f"/exec/{exec_id}/start", None, body={"Detach": False, "Tty": True}
+        )
+        inspected = self._request("GET", f"/exec/{exec_id}/json")
+        return int(inspected.get("ExitCode") or 0), output.decode("utf-8", "replace")
+
+    def _post_json(self, path: str, body: dict[str, Any]) -> Any:
+        assert self._socket is not None
+        status, raw = _socket_request(self._socket, "POST", path, None, body=body)
+        if status >= 400:
+            try:
+                message = json.loads(raw).get("message", "")
+            except ValueError:
+                message = raw.decode("utf-8", "replace").strip()
+            raise StackError(f"The Docker engine refused the request: {message or status}.", slug="engine_error")
+        return json.loads(raw)
+
+    def _sdk_exec(self, container_id: str, argv: Sequence[str]) -> tuple[int, str]:
+        import docker.errors
+        import requests.exceptions
+
+        if self._sdk is None:
+            self._sdk = _connect()
+        api = self._sdk.api
+        try:
+            exec_id = api.exec_create(container_id, list(argv), tty=True)["Id"]
+            output = api.exec_start(exec_id, tty=True)
+            code = api.exec_inspect(exec_id).get("ExitCode") or 0
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise _translate(exc) from exc
+        return int(code), output.decode("utf-8", "replace")
+
     def restart_container(self, container_id: str, timeout: int = 10) -> None:
         self._request("POST", f"/containers/{container_id}/restart", {"t": str(timeout)}, raw=True)
 
@@ -348,15 +395,22 @@ def _socket_request(
     path: str,
     query: dict[str, str] | None,
     on_line: Callable[[bytes], None] | None = None,
+    body: dict[str, Any] | None = None,
 ) -> tuple[int, bytes]:
-    """One request over the engine's unix socket; with `on_line`, a streamed body is fed line by line."""
+    """One request over the engine's unix socket (a JSON `body` if given); with `on_line`,
+    a streamed body is fed line by line."""
     import http.client
     from urllib.parse import urlencode
 
     conn = _unix_connection(socket_path)
     url = path + ("?" + urlencode(query) if query else "")
     try:
-        conn.request(method, url, headers={"Host": "docker", "User-Agent": "ollama-stack"})
+        headers = {"Host": "docker", "User-Agent": "ollama-stack"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn.request(method, url, body=data, headers=headers)
         response = conn.getresponse()
         if on_line is None or response.status >= 400:
             return response.status, response.read()

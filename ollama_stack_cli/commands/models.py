@@ -1,0 +1,114 @@
+"""`models list|pull|rm|ps|update`: the stack's Ollama models (SPEC 12)."""
+
+from __future__ import annotations
+
+from .. import stack
+from ..errors import StackError
+from ..output import Output, TransferDisplay, confirm, human_size
+from ..schemas import LoadedModelList, ModelList, ModelPullReport, ModelRemoval
+
+
+def list_(ctx: stack.Context) -> ModelList:
+    return stack.models.installed(ctx)
+
+
+def ps(ctx: stack.Context) -> LoadedModelList:
+    return stack.models.loaded(ctx)
+
+
+def pull(ctx: stack.Context, output: Output, names: list[str], force: bool) -> ModelPullReport:
+    return _pull_each(ctx, output, names, force, "pull")
+
+
+def update(ctx: stack.Context, output: Output) -> ModelPullReport:
+    names = [m.name for m in stack.models.installed(ctx).models]
+    if not names:
+        output.progress("No model is installed; nothing to update.")
+        return ModelPullReport(models=[])
+    output.progress(f"Checking {len(names)} model(s) for updates...")
+    return _pull_each(ctx, output, names, False, "update")
+
+
+def _pull_each(ctx: stack.Context, output: Output, names: list[str], force: bool, action: str) -> ModelPullReport:
+    with TransferDisplay(output, plain_every=1.0, say_done=False) as display:
+        report = stack.models.pull_each(
+            ctx,
+            names,
+            lambda t: display.update(t.name, t.completed, t.total, t.done),
+            lambda name, exc: output.warn(f"{name}: {exc.message}"),
+            force=force,
+        )
+    if report.failed:
+        _summary(report, output)
+        raise StackError(
+            f"Could not {action} {', '.join(report.failed)}; the others are done.",
+            "The warnings above say why; run the command again for the ones that failed.",
+            slug=f"{action}_failed",
+        )
+    return report
+
+
+def remove(ctx: stack.Context, output: Output, names: list[str], yes: bool) -> ModelRemoval:
+    stack.models.require_installed(ctx, names)  # an unknown name fails before the question
+    listed = ", ".join(names)
+    if not confirm(output, f"Remove {listed}?", yes, f"Removing {listed}"):
+        raise StackError("Nothing removed.", slug="cancelled")
+    return ModelRemoval(removed=stack.models.remove(ctx, names))
+
+
+# --- rendering ----------------------------------------------------------------
+
+
+def render_list(result: ModelList, output: Output) -> None:
+    if output.json_mode:
+        output.emit(result)
+        return
+    if not result.models:
+        output.result("No model is installed. Get one: ollama-stack models pull llama3.2")
+        return
+    output.result(f"{'NAME':<32} {'SIZE':>9}  {'DIGEST':<12}  MODIFIED")
+    for m in result.models:
+        modified = m.modified_at[:19].replace("T", " ")
+        output.result(f"{m.name:<32} {human_size(m.size):>9}  {m.digest:<12}  {modified}")
+
+
+def render_ps(result: LoadedModelList, output: Output) -> None:
+    if output.json_mode:
+        output.emit(result)
+        return
+    if not result.models:
+        output.result("No model is loaded.")
+        return
+    output.result(f"{'NAME':<32} {'MEMORY':>9} {'VRAM':>9}  UNTIL")
+    for m in result.models:
+        size, vram = human_size(m.size), human_size(m.size_vram)
+        output.result(f"{m.name:<32} {size:>9} {vram:>9}  {m.expires_at[:19].replace('T', ' ')}")
+
+
+def render_pull(report: ModelPullReport, output: Output) -> None:
+    if output.json_mode:
+        output.emit(report)
+        return
+    _summary(report, output)
+
+
+def _summary(report: ModelPullReport, output: Output) -> None:
+    if output.json_mode or output.quiet:
+        return
+    for m in report.models:
+        if m.error:
+            output.progress(f"  {m.name}: failed ({m.error})")
+        elif m.before is None:
+            output.result(f"  {m.name}: pulled, {human_size(m.downloaded)} ({m.after})")
+        elif m.changed:
+            output.result(f"  {m.name}: updated {m.before} -> {m.after}")
+        else:
+            output.result(f"  {m.name}: already current ({m.after})")
+
+
+def render_remove(result: ModelRemoval, output: Output) -> None:
+    if output.json_mode:
+        output.emit(result)
+        return
+    for name in result.removed:
+        output.result(f"Removed {name}.")
