@@ -435,7 +435,7 @@ models_app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 
-ModelNames = Annotated[list[str], typer.Argument(help="Model names, e.g. llama3.2 or qwen2.5:7b.", show_default=False)]
+ModelNames = Annotated[list[str], typer.Argument(help="Model names, e.g. llama3.2 or qwen2.5:7b.", metavar="NAME...")]
 
 
 def _model_names(names: list[str]) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import stack
-from ..errors import StackError
+from ..errors import ExitCode, StackError
 from ..output import Output, TransferDisplay, confirm, human_size
 from ..schemas import LoadedModelList, ModelList, ModelPullReport, ModelRemoval
 
@@ -30,14 +30,22 @@ def update(ctx: stack.Context, output: Output) -> ModelPullReport:
 
 
 def _pull_each(ctx: stack.Context, output: Output, names: list[str], force: bool, action: str) -> ModelPullReport:
-    with TransferDisplay(output, plain_every=1.0, say_done=False) as display:
-        report = stack.models.pull_each(
-            ctx,
-            names,
-            lambda t: display.update(t.name, t.completed, t.total, t.done),
-            lambda name, exc: output.warn(f"{name}: {exc.message}"),
-            force=force,
-        )
+    try:
+        with TransferDisplay(output, plain_every=1.0, say_done=False) as display:
+            report = stack.models.pull_each(
+                ctx,
+                names,
+                lambda t: display.update(t.name, t.completed, t.total, t.done),
+                lambda name, exc: output.warn(f"{name}: {exc.message}"),
+                force=force,
+            )
+    except KeyboardInterrupt:  # the display has stopped and the connection is closed: Ollama stops
+        raise StackError(
+            "Interrupted; the pull was cancelled.",
+            "Ollama keeps what it downloaded and resumes from there when you pull again.",
+            code=ExitCode.INTERRUPTED,
+            slug="interrupted",
+        ) from None
     if report.failed:
         _summary(report, output)
         raise StackError(
