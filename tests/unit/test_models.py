@@ -30,7 +30,9 @@ def test_a_name_without_a_tag_is_latest() -> None:
 
 
 def test_df_output_gives_bytes_available_and_the_mount() -> None:
-    out = "Filesystem     1024-blocks  Used Available Capacity Mounted on\r\ntmpfs  65536  1032  64504  2% /root/.ollama\r\n"
+    out = (
+        "Filesystem  1024-blocks  Used Available Capacity Mounted on\r\ntmpfs  65536  1032  64504  2% /root/.ollama\r\n"
+    )
     assert parse_df(out) == (64504 * 1024, "/root/.ollama")
     assert parse_df("df: /x: No such file or directory") is None
 
