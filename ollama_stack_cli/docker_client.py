@@ -193,11 +193,7 @@ class Engine:
         assert self._socket is not None
         status, raw = _socket_request(self._socket, "POST", path, None, body=body)
         if status >= 400:
-            try:
-                message = json.loads(raw).get("message", "")
-            except ValueError:
-                message = raw.decode("utf-8", "replace").strip()
-            raise StackError(f"The Docker engine refused the request: {message or status}.", slug="engine_error")
+            raise _refused(status, raw)
         return json.loads(raw)
 
     def _sdk_exec(self, container_id: str, argv: Sequence[str]) -> tuple[int, str]:
@@ -257,11 +253,7 @@ class Engine:
         if status == 404 and missing_ok:
             return None
         if status >= 400:
-            try:
-                message = json.loads(body).get("message", "")
-            except ValueError:
-                message = body.decode("utf-8", "replace").strip()
-            raise StackError(f"The Docker engine refused the request: {message or status}.", slug="engine_error")
+            raise _refused(status, body)
         if raw or not body:
             return body
         return json.loads(body)
@@ -278,6 +270,15 @@ class Engine:
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise _translate(exc) from exc
         return response.status_code, response.content
+
+
+def _refused(status: int, body: bytes) -> StackError:
+    """The engine's error answer as the user reads it (its own `message`)."""
+    try:
+        message = json.loads(body).get("message", "")
+    except ValueError:
+        message = body.decode("utf-8", "replace").strip()
+    return StackError(f"The Docker engine refused the request: {message or status}.", slug="engine_error")
 
 
 def split_reference(reference: str) -> tuple[str, str]:

@@ -68,29 +68,35 @@ def remove(ctx: stack.Context, output: Output, names: list[str], yes: bool) -> M
 
 
 def render_list(result: ModelList, output: Output) -> None:
-    if output.json_mode:
-        output.emit(result)
-        return
-    if not result.models:
-        output.result("No model is installed. Get one: ollama-stack models pull llama3.2")
-        return
-    output.result(f"{'NAME':<32} {'SIZE':>9}  {'DIGEST':<12}  MODIFIED")
-    for m in result.models:
-        modified = m.modified_at[:19].replace("T", " ")
-        output.result(f"{m.name:<32} {human_size(m.size):>9}  {m.digest:<12}  {modified}")
+    rows = [(m.name, human_size(m.size), m.digest, m.modified_at[:19].replace("T", " ")) for m in result.models]
+    empty = "No model is installed. Get one: ollama-stack models pull llama3.2"
+    _table(result, output, ("NAME", "SIZE", "DIGEST", "MODIFIED"), rows, empty)
 
 
 def render_ps(result: LoadedModelList, output: Output) -> None:
+    rows = [
+        (m.name, human_size(m.size), human_size(m.size_vram), m.expires_at[:19].replace("T", " "))
+        for m in result.models
+    ]
+    _table(result, output, ("NAME", "MEMORY", "VRAM", "UNTIL"), rows, "No model is loaded.")
+
+
+def _table(
+    document: ModelList | LoadedModelList,
+    output: Output,
+    header: tuple[str, str, str, str],
+    rows: list[tuple[str, str, str, str]],
+    empty: str,
+) -> None:
+    """The JSON document, or an aligned table (name left, sizes right), or what to do when empty."""
     if output.json_mode:
-        output.emit(result)
+        output.emit(document)
         return
-    if not result.models:
-        output.result("No model is loaded.")
+    if not rows:
+        output.result(empty)
         return
-    output.result(f"{'NAME':<32} {'MEMORY':>9} {'VRAM':>9}  UNTIL")
-    for m in result.models:
-        size, vram = human_size(m.size), human_size(m.size_vram)
-        output.result(f"{m.name:<32} {size:>9} {vram:>9}  {m.expires_at[:19].replace('T', ' ')}")
+    for a, b, c, d in [header, *rows]:
+        output.result(f"{a:<32} {b:>9}  {c:<12}  {d}")
 
 
 def render_pull(report: ModelPullReport, output: Output) -> None:

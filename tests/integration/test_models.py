@@ -8,9 +8,6 @@ df inside the container, and the bytes on that tmpfs are what the tests look at.
 from __future__ import annotations
 
 import os
-import pty
-import select
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ENTRY_POINT, REPO, Result, StackHome, free_ports, make_home
+from .conftest import REPO, Result, StackHome, free_ports, make_home
 from .tty import run_tty
 
 STANDIN = "ollama-stack-test/ollama-api:current"
@@ -209,35 +206,10 @@ def test_rm_at_a_terminal_asks_first(models_stack: StackHome) -> None:
 
 
 def test_ctrl_c_during_a_pull_exits_130_and_cleans_up_the_bar(models_stack: StackHome) -> None:
-    master, slave = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k != "OLLAMA_STACK_HOME"}
-    proc = subprocess.Popen(
-        [*ENTRY_POINT, "--home", str(models_stack.path), "models", "pull", "slow:24mb"],
-        stdin=slave, stdout=slave, stderr=slave, env={**env, "TERM": "xterm"}, start_new_session=True,
-    )  # fmt: skip
-    os.close(slave)
-    seen = b""
-    try:
-        while b"MB" not in seen:
-            ready, _, _ = select.select([master], [], [], 30)
-            assert ready, seen
-            seen += os.read(master, 4096)
-        os.killpg(proc.pid, signal.SIGINT)
-        while select.select([master], [], [], 30)[0]:  # read all it shows, until it closes the terminal
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-        code = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
-    text = seen.decode("utf-8", "replace")
-    assert code == 130, text
+    result = run_tty(models_stack, "models", "pull", "slow:24mb", interrupt_on="MB")
+
+    text = result.stdout
+    assert result.code == 130, text
     assert "Interrupted" in text and "Traceback" not in text
     assert "\x1b[?25h" in text.split("Interrupted")[0]  # the bar stopped and gave the cursor back
     assert "slow:24mb" not in names(models_stack)
