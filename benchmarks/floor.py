@@ -11,6 +11,7 @@ easier to meet. (The start floor is `start_floor.py`, a stdlib-only process.)
 
     python benchmarks/floor.py --help
     python benchmarks/floor.py status --project bench-x
+    python benchmarks/floor.py tags --port 11434      (the `models list --json` floor)
 """
 
 import json
@@ -33,6 +34,16 @@ def status(project: str = typer.Option(..., "--project", help="Installation labe
     client = docker.from_env()
     items = client.api.containers(all=True, filters={"label": f"ollama-stack.installation={project}"})
     typer.echo(json.dumps(items))
+
+
+@app.command()
+def tags(port: int = typer.Option(..., "--port", help="Ollama's published port.")) -> None:
+    """One `GET /api/tags` with the standard library, printed as JSON (the `models list` floor)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/api/tags")
+    typer.echo(json.dumps(json.loads(conn.getresponse().read())))
 
 
 if __name__ == "__main__":

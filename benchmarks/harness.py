@@ -19,6 +19,7 @@ from start_floor import answers
 
 REPO = Path(__file__).resolve().parents[1]
 STUB_IMAGE = "ollama-stack-test/stub:latest"
+STANDIN_IMAGE = "ollama-stack-test/ollama-api:current"  # bash tests/images/real/build.sh ollama-api
 LABELS = ("ollama-stack.installation", "com.docker.compose.project")
 # .env key of each service's host port, and the path that answers once it is up.
 ENDPOINTS = (("OLLAMA_PORT", "/api/version"), ("WEBUI_PORT", "/health"), ("MCP_PROXY_PORT", "/openapi.json"))
@@ -41,6 +42,7 @@ class HomeSpec:
     role: str  # the name the table's templates use: {role.home}, {role.project}, {role.env}, {role.waits}
     extensions: int = 0  # user extensions written into the home (stdio, `echo`)
     secrets: bool = False  # write what `ollama-stack start` would generate (for the start floor's compose file)
+    ollama_image: str = STUB_IMAGE  # the Ollama API stand-in where models are listed
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class Home:
     env: str
     waits: str  # PORT/PATH of each endpoint, for start_floor.py
     endpoints: list[tuple[int, str]]
+    ollama_port: str
 
 
 class Bench:
@@ -105,7 +108,7 @@ class Bench:
         path = self.root / project
         path.mkdir(parents=True)
         ports = dict(zip((key for key, _ in ENDPOINTS), self.free_ports(3), strict=True))
-        lines = [f"PROJECT_NAME={project}"] + [f"{k}={STUB_IMAGE}" for k in ("OLLAMA_IMAGE", "WEBUI_IMAGE")]
+        lines = [f"PROJECT_NAME={project}", f"OLLAMA_IMAGE={spec.ollama_image}", f"WEBUI_IMAGE={STUB_IMAGE}"]
         lines += [f"MCP_PROXY_IMAGE={STUB_IMAGE}"] + [f"{key}={port}" for key, port in ports.items()]
         if spec.secrets:
             (path / "mcpo").mkdir()
@@ -122,7 +125,7 @@ class Bench:
         endpoints = [(ports[key], p) for key, p in ENDPOINTS]
         q = shlex.quote
         waits = " ".join(q(f"{port}{p}") for port, p in endpoints)
-        return Home(q(str(path)), q(project), q(str(path / ".env")), waits, endpoints)
+        return Home(q(str(path)), q(project), q(str(path / ".env")), waits, endpoints, str(ports["OLLAMA_PORT"]))
 
     def run(self, argv: list[str], ok: bool = True) -> subprocess.CompletedProcess[str]:
         """Run one command in its own session, so a Ctrl-C reaches only us and we end it.

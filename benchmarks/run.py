@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import report
-from harness import REPO, STUB_IMAGE, Bench, BenchError, Cmd, Group, HomeSpec, log
+from harness import REPO, STANDIN_IMAGE, STUB_IMAGE, Bench, BenchError, Cmd, Group, HomeSpec, log
 
 GOAL = 1.2
 EXTENSIONS = 20
@@ -62,6 +62,14 @@ GROUPS = [
             "{py} {start_floor} {fl.project} {fl.env} {compose} {fl.waits}", "floor",
             after=COMPOSE + " down --timeout 10", ready="fl"),
     ), homes=(HomeSpec("st"), HomeSpec("fl", secrets=True)), start_runs=True, settle=0.5),
+    # SPEC 9: `models list --json` against one stdlib `GET /api/tags`, on the Ollama API stand-in.
+    Group("models", (
+        Cmd("cli_models", "`ollama-stack models list --json`", "{cli} --home {m.home} models list --json",
+            vs=(("floor_tags", GOAL),)),
+        Cmd("floor_tags", "floor `GET /api/tags` (typer + http.client)", "{py} {floor} tags --port {m.ollama_port}",
+            "floor"),
+    ), homes=(HomeSpec("m", ollama_image=STANDIN_IMAGE),), setup=(START % "m",),
+        teardown=("{cli} --home {m.home} stop",)),
 ]  # fmt: skip
 
 

@@ -211,6 +211,40 @@ class Engine:
         for container_id in ids:
             self._request("DELETE", f"/containers/{container_id}", {"force": "1", "v": "0"}, missing_ok=True)
 
+    def exec_output(self, container_id: str, argv: Sequence[str]) -> tuple[int, str]:
+        """Run a program in a running container through the engine's API: (exit code, output).
+
+        Through the engine, not on the host, so it sees what the container sees (its
+        filesystems) on a remote engine too. A terminal is allocated so the output comes
+        back as one plain stream.
+        """
+        spec = {"Cmd": list(argv), "AttachStdout": True, "AttachStderr": True, "Tty": True}
+        if self.endpoint.scheme == "npipe":
+            return self._sdk_exec(container_id, argv)
+        created = self._post_json(f"/containers/{container_id}/exec", spec)
+        exec_id = str(created["Id"])
+        start = json.dumps({"Detach": False, "Tty": True}).encode()
+        status, output = self._send("POST", f"/exec/{exec_id}/start", None, body=start)
+        if status >= 400:
+            raise _refused(status, output)
+        inspected = self._request("GET", f"/exec/{exec_id}/json")
+        return int(inspected.get("ExitCode") or 0), output.decode("utf-8", "replace")
+
+    def _sdk_exec(self, container_id: str, argv: Sequence[str]) -> tuple[int, str]:
+        import docker.errors
+        import requests.exceptions
+
+        if self._sdk is None:
+            self._sdk = _connect(self.endpoint)
+        api = self._sdk.api
+        try:
+            exec_id = api.exec_create(container_id, list(argv), tty=True)["Id"]
+            output = api.exec_start(exec_id, tty=True)
+            code = api.exec_inspect(exec_id).get("ExitCode") or 0
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise _translate(exc) from exc
+        return int(code), output.decode("utf-8", "replace")
+
     def restart_container(self, container_id: str, timeout: int = 10) -> None:
         self._request("POST", f"/containers/{container_id}/restart", {"t": str(timeout)}, raw=True)
 
@@ -250,11 +284,7 @@ class Engine:
         if status == 404 and missing_ok:
             return None
         if status >= 400:
-            try:
-                message = json.loads(body).get("message", "")
-            except ValueError:
-                message = body.decode("utf-8", "replace").strip()
-            raise StackError(f"The Docker engine refused the request: {message or status}.", slug="engine_error")
+            raise _refused(status, body)
         if raw or not body:
             return body
         return json.loads(body)
@@ -294,6 +324,15 @@ class Engine:
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise _translate(exc) from exc
         return response.status_code, response.content
+
+
+def _refused(status: int, body: bytes) -> StackError:
+    """The engine's error answer as the user reads it (its own `message`)."""
+    try:
+        message = json.loads(body).get("message", "")
+    except ValueError:
+        message = body.decode("utf-8", "replace").strip()
+    return StackError(f"The Docker engine refused the request: {message or status}.", slug="engine_error")
 
 
 def split_reference(reference: str) -> tuple[str, str]:

@@ -197,7 +197,7 @@ def start(
     forced = _platform_option(platform)  # a usage error before anything is created
     with changing("start") as ctx:
         result = cmd.run(ctx, STATE.output, platform=forced, wait=not no_wait, timeout=timeout, update=update)
-    cmd.render(result, STATE.output)
+    cmd.render(result, STATE.output, cmd.next_steps(ctx, result, STATE.output))
 
 
 @app.command()
@@ -231,7 +231,7 @@ def restart(
     with changing("restart") as ctx:
         stop_cmd.run(ctx, STATE.output)
         result = start_cmd.run(ctx, STATE.output, platform=forced, wait=not no_wait, timeout=timeout, update=update)
-    start_cmd.render(result, STATE.output)
+    start_cmd.render(result, STATE.output, start_cmd.next_steps(ctx, result, STATE.output))
 
 
 @app.command()
@@ -430,6 +430,85 @@ def extensions_stop(name: ExtensionName, json_: JsonOption = False) -> None:
 def extensions_restart(name: ExtensionName, json_: JsonOption = False) -> None:
     """Stop, then start an extension's containers."""
     _extension_change("restart", name, json_)
+
+
+models_app = typer.Typer(
+    help="Ollama's models in the stack: list, pull (checking free space first), remove, update.",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
+
+ModelNames = Annotated[list[str], typer.Argument(help="Model names, e.g. llama3.2 or qwen2.5:7b.", metavar="NAME...")]
+
+
+def _model_names(names: list[str]) -> list[str]:
+    from .stack.models import validate_names
+
+    return validate_names(names)  # a usage error (exit 2) before any call
+
+
+@models_app.command("list")
+def models_list(json_: JsonOption = False) -> None:
+    """List installed models: name, size, short digest, modified."""
+    from .commands import models as cmd
+
+    STATE.output.json_mode = json_
+    cmd.render_list(cmd.list_(reading(docker=False)), STATE.output)
+
+
+@models_app.command("ps")
+def models_ps(json_: JsonOption = False) -> None:
+    """Models loaded in memory, with their size in RAM and VRAM and when they unload."""
+    from .commands import models as cmd
+
+    STATE.output.json_mode = json_
+    cmd.render_ps(cmd.ps(reading(docker=False)), STATE.output)
+
+
+@models_app.command("pull")
+def models_pull(
+    names: ModelNames,
+    force: Annotated[bool, typer.Option("--force", help="Pull without checking the free space first.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Pull models one after the other, with progress; refused when one cannot fit on the disk.
+
+    Before bytes are written, what is still to fetch is compared with the free space where
+    the models live (exit 1, insufficient_space). Example: ollama-stack models pull llama3.2
+    """
+    from .commands import models as cmd
+
+    STATE.output.json_mode = json_
+    names = _model_names(names)
+    with changing("models pull") as ctx:
+        report = cmd.pull(ctx, STATE.output, names, force)
+    cmd.render_pull(report, STATE.output)
+
+
+@models_app.command("rm")
+def models_rm(names: ModelNames, yes: YesOption = False, json_: JsonOption = False) -> None:
+    """Remove installed models (asks first; --yes without a terminal)."""
+    from .commands import models as cmd
+
+    STATE.output.json_mode = json_
+    names = _model_names(names)
+    with changing("models rm") as ctx:
+        result = cmd.remove(ctx, STATE.output, names, yes)
+    cmd.render_remove(result, STATE.output)
+
+
+@models_app.command("update")
+def models_update(json_: JsonOption = False) -> None:
+    """Re-pull every installed model; say which changed (digest before -> after) and which were current.
+
+    One failure does not stop the others; the command then exits 1 naming them.
+    """
+    from .commands import models as cmd
+
+    STATE.output.json_mode = json_
+    with changing("models update") as ctx:
+        report = cmd.update(ctx, STATE.output)
+    cmd.render_pull(report, STATE.output)
 
 
 GLOBAL_FLAGS = {"--verbose", "-v", "--quiet", "-q"}

@@ -180,3 +180,75 @@ def confirm(output: Output, question: str, yes: bool, action: str) -> bool:
     from rich.prompt import Confirm
 
     return Confirm.ask(question, console=output.err, default=False)
+
+
+class TransferDisplay:
+    """Download progress people trust: a bar per item on a terminal (bytes, rate, time left);
+    elsewhere (a pipe, --json) plain lines on stderr, at most one per item every `plain_every` s."""
+
+    def __init__(self, output: Output, plain_every: float = 1.0, say_done: bool = True) -> None:
+        self.output = output
+        self.plain_every = plain_every
+        self.say_done = say_done  # False when the caller prints its own summary line
+        self.bars: Any = None
+        self.tasks: dict[str, Any] = {}
+        self.last_line: dict[str, float] = {}
+
+    def __enter__(self) -> TransferDisplay:
+        if self.output.interactive:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.bars = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=self.output.err,
+            )
+            self.bars.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bars is not None:  # also on Ctrl-C: the bar is stopped and the cursor shown again
+            self.bars.__exit__(None, None, None)
+
+    def update(self, key: str, completed: int, total: int, done: bool = False) -> None:
+        if self.bars is not None:
+            task = self.tasks.get(key)
+            if task is None:
+                task = self.tasks[key] = self.bars.add_task(key, total=None)
+            if done and not total:  # nothing to download: no empty bar left behind
+                self.bars.remove_task(task)
+                if self.say_done:
+                    self.bars.console.print(f"{key}: pulled (its layers were already here)")
+            elif done:
+                self.bars.update(task, completed=total, total=total)
+            else:
+                self.bars.update(task, completed=completed, total=total or None)
+            return
+        import time
+
+        now = time.monotonic()
+        if done:
+            if self.say_done:
+                size = human_size(total) if total else "its layers were already here"
+                self.output.progress(f"  {key}: pulled ({size})")
+        elif total and now - self.last_line.get(key, -self.plain_every) >= self.plain_every:
+            self.last_line[key] = now
+            self.output.progress(f"  {key}: {human_size(completed)} of {human_size(total)}")
+
+
+def human_size(count: int) -> str:
+    """Bytes as people read them (decimal units, like Ollama and Docker)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"

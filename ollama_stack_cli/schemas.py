@@ -596,3 +596,84 @@ class ExtensionInfo(BaseModel):
     has_compose: bool
     valid: bool
     error: str | None = None
+
+
+# --- models (SPEC 12) -----------------------------------------------------------
+
+
+class ModelInfo(BaseModel):
+    """One installed model as `models list` shows it (`digest` short, `full_digest` whole)."""
+
+    name: str
+    size: int
+    digest: str
+    full_digest: str = ""
+    modified_at: str = ""
+
+
+class ModelList(BaseModel):
+    """The `models list --json` document."""
+
+    models: list[ModelInfo]
+
+
+class LoadedModel(BaseModel):
+    """One model in memory (`/api/ps`): bytes held, of them in VRAM, and when it unloads."""
+
+    name: str
+    size: int = 0
+    size_vram: int = 0
+    expires_at: str = ""
+    digest: str = ""
+
+
+class LoadedModelList(BaseModel):
+    """The `models ps --json` document."""
+
+    models: list[LoadedModel]
+
+
+class ModelStore(BaseModel):
+    """Where the models live and how much room is left there (checked before a pull)."""
+
+    where: str  # e.g. "/root/.ollama/models in container ollama-stack-ollama-1"
+    available: int  # bytes
+
+
+class ModelTransfer(BaseModel):
+    """A pull in progress: bytes done and to do over the layers seen so far."""
+
+    name: str
+    completed: int = 0
+    total: int = 0
+    status: str = ""
+    done: bool = False
+
+
+class ModelPull(BaseModel):
+    """One model's pull: its digest before and after (None: not installed), bytes fetched."""
+
+    name: str
+    before: str | None = None
+    after: str | None = None
+    downloaded: int = 0
+    error: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.error is None and self.before != self.after
+
+
+class ModelPullReport(BaseModel):
+    """The `models pull --json` and `models update --json` documents."""
+
+    models: list[ModelPull]
+    changed: list[str] = Field(default_factory=list)
+    current: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+
+
+class ModelRemoval(BaseModel):
+    """The `models rm --json` document."""
+
+    removed: list[str]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import stack
 from ..errors import ExitCode, StackError
-from ..output import Output
+from ..output import Output, TransferDisplay
 from ..schemas import Platform, StackStatus, WaitState
 
 if TYPE_CHECKING:
@@ -49,8 +48,10 @@ def run(
     missing = stack.missing_images(ctx, decision.platform)
     if missing:
         output.progress(f"Pulling {len(missing)} image(s) (the first start downloads several GB)...")
-        with PullDisplay(output) as display:
-            stack.pull_images(ctx, missing, display.update, decision.platform)
+        with TransferDisplay(output, plain_every=5.0) as display:
+            stack.pull_images(
+                ctx, missing, lambda p: display.update(p.image, p.completed, p.total, p.done), decision.platform
+            )
 
     steps = ["files", "compose_up", "extensions_up"]
     with stack.operation(ctx, "start", steps, output.progress, platform=decision.platform, listed=listed) as journal:
@@ -180,7 +181,7 @@ class _Display:
         return table
 
 
-def render(result: StackStatus, output: Output) -> None:
+def render(result: StackStatus, output: Output, next_steps: Sequence[str] = ()) -> None:
     if output.json_mode:
         output.emit(result)
         return
@@ -193,6 +194,8 @@ def render(result: StackStatus, output: Output) -> None:
             output.result(f"  {service.name:<10} {service.url}")
     for warning in result.warnings:
         output.warn(warning)
+    for line in next_steps:
+        output.result(line)
 
 
 def engine_note(result: StackStatus) -> str:
@@ -203,64 +206,14 @@ def engine_note(result: StackStatus) -> str:
     return f" on {engine.source} ({engine.host})"
 
 
-class PullDisplay:
-    """Download bars on a terminal; in a pipe a line per image now and then, and when done."""
-
-    PLAIN_EVERY = 5.0  # seconds between plain progress lines for one image
-
-    def __init__(self, output: Output) -> None:
-        self.output = output
-        self.bars: Any = None
-        self.tasks: dict[str, Any] = {}
-        self.last_line: dict[str, float] = {}
-
-    def __enter__(self) -> PullDisplay:
-        if self.output.interactive:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self.bars = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=self.output.err,
-            )
-            self.bars.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bars is not None:
-            self.bars.__exit__(None, None, None)
-
-    def update(self, progress: stack.PullProgress) -> None:
-        if self.bars is not None:
-            task = self.tasks.get(progress.image)
-            if task is None:
-                task = self.tasks[progress.image] = self.bars.add_task(progress.image, total=None)
-            if progress.done and not progress.total:  # nothing to download: no empty bar left behind
-                self.bars.remove_task(task)
-                self.bars.console.print(f"{progress.image}: pulled (its layers were already here)")
-                return
-            self.bars.update(task, completed=progress.completed, total=progress.total or None)
-            if progress.done:
-                self.bars.update(task, completed=progress.total, total=progress.total)
-            return
-        now = time.monotonic()
-        if progress.done:
-            size = f"{_size(progress.total)}" if progress.total else "its layers were already here"
-            self.output.progress(f"  {progress.image}: pulled ({size})")
-        elif progress.total and now - self.last_line.get(progress.image, 0.0) >= self.PLAIN_EVERY:
-            self.last_line[progress.image] = now
-            self.output.progress(f"  {progress.image}: {_size(progress.completed)} of {_size(progress.total)}")
-
-
-def _size(count: int) -> str:
-    return f"{count / 1e9:.2f} GB" if count >= 1e9 else f"{count / 1e6:.1f} MB"
+def next_steps(ctx: stack.Context, result: StackStatus, output: Output) -> list[str]:
+    """What to do next (SPEC 12): the URL to open, who becomes admin, how to get a model."""
+    if output.json_mode or output.quiet or not result.healthy:
+        return []
+    webui = next((s.url for s in result.services if s.name == "webui" and s.url), None)
+    lines = ["", "Next steps:"]
+    if webui:
+        lines.append(f"  Open {webui} in your browser; the first account you create there becomes the admin.")
+    if stack.models.any_installed(ctx) is False:
+        lines.append("  No model is installed yet: ollama-stack models pull NAME   (e.g. llama3.2)")
+    return lines if len(lines) > 2 else []

@@ -14,11 +14,13 @@ command reaches them directly. Modules here, each with one job:
 - `tool_servers`: Open WebUI's tool servers kept equal to the extensions (SPEC 11)
 - `images`: pulling with progress, update targets, recreating what changed
 - `logs`, `removal`, `checks`: what `logs`, `uninstall` and `check` do
+- `models`: Ollama's models over its HTTP API, with the free-space guard (SPEC 12)
 """
 
 from __future__ import annotations
 
 from ..docker_client import PullProgress
+from . import models
 from .checks import run_checks
 from .context import Context, expected_services, load, pause_point
 from .extension_runtime import (
@@ -58,6 +60,7 @@ __all__ = [
     "image_changes",
     "load",
     "missing_images",
+    "models",
     "native_ollama_reachable",
     "networks",
     "operation",

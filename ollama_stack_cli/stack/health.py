@@ -3,6 +3,7 @@ when the engine is remote, by the services' own healthchecks run through the eng
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -71,6 +72,18 @@ def _engine_side_answers(ctx: Context, pending: list[ServiceSpec]) -> dict[str, 
     return {c.service or "": healthy_on_engine(ctx, c) for c in running}
 
 
+def native_address() -> tuple[str, int]:
+    """The host's native Ollama (apple): OLLAMA_HOST as Ollama reads it, else 127.0.0.1:11434."""
+    value = os.environ.get("OLLAMA_HOST", "").split("://", 1)[-1].rstrip("/")
+    host, _, port = value.rpartition(":")
+    if not host:
+        host, port = value, ""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    return host, int(port) if port.isdigit() else 11434
+
+
 def native_ollama_reachable() -> bool:
     """On apple, Open WebUI talks to the Ollama app on the host."""
-    return net.probe("127.0.0.1", 11434, "/api/version", timeout=1.0)
+    host, port = native_address()
+    return net.probe(host, port, "/api/version", timeout=1.0)

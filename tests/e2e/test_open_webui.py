@@ -350,3 +350,17 @@ def test_spec11_extensions_visible_to_admins_hides_them_from_plain_users(people:
     assert not entry["config"].get("access_grants"), public(entry)
     owui.wait_until("the admin's tools list server:time", lambda: "server:time" in admin_of(people).tool_ids())
     assert "server:time" not in user_of(people).tool_ids()
+
+
+# --- 5. SPEC 12: models -------------------------------------------------------------
+
+
+def test_spec12_a_model_pulled_with_the_cli_appears_in_open_webuis_model_list(people: RealStack) -> None:
+    name = "e2e-pulled:2mb"
+    assert name not in admin_of(people).models()
+
+    result = people.home.cli("models", "pull", name, "--json")
+
+    assert result.code == 0, result.stderr
+    assert result.json()["changed"] == [name]
+    owui.wait_until(f"Open WebUI lists {name}", lambda: name in admin_of(people).models())

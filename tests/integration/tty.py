@@ -6,6 +6,7 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import struct
 import subprocess
 import termios
@@ -22,8 +23,10 @@ def run_tty(
     answers: Sequence[tuple[str, str]] = (),
     env: dict[str, str] | None = None,
     timeout: float = 180,
+    interrupt_on: str | None = None,
 ) -> Result:
-    """stdin, stdout and stderr on one pty of `columns` columns; `answers` are (prompt, reply).
+    """stdin, stdout and stderr on one pty of `columns` columns; `answers` are (prompt, reply);
+    `interrupt_on`: press Ctrl-C (SIGINT to the command) once that text has been shown.
 
     Returns the exit code and everything the terminal showed (in `stdout`), with CRLF as LF.
     """
@@ -59,6 +62,9 @@ def run_tty(
                 seen += chunk
                 if pending and pending[0][0].encode() in seen:
                     os.write(master, pending.pop(0)[1].encode())
+                if interrupt_on and interrupt_on.encode() in seen:
+                    os.killpg(proc.pid, signal.SIGINT)
+                    interrupt_on = None
             elif proc.poll() is not None:
                 break
         code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))

@@ -229,3 +229,10 @@ def test_tool_result_comes_from_the_context_not_from_the_templates_instructions(
     )
     answer = srv.reply([{"role": "user", "content": user}], tools=None)
     assert answer["content"] == 'The tool said: {"datetime": "2026-01-01T00:00:00+00:00"}'
+
+
+def test_a_sized_tag_pulls_that_many_mib(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_PULL_BYTES", str(1 << 20))
+    assert srv.pull_size("big:80mb") == 80 << 20
+    assert srv.pull_size("ns/small:2mb") == 2 << 20
+    assert srv.pull_size("plain:7b") == srv.pull_size("plain") == 1 << 20

@@ -604,7 +604,7 @@ class Handler(BaseHTTPRequestHandler):
         if parse_name(name)[2].startswith(("missing", "nonexistent")):
             self._error(500, "pull model manifest: file does not exist")
             return
-        size = int(os.environ.get("STANDIN_PULL_BYTES", str(16 << 20)))
+        size = pull_size(name)
         delay = float(os.environ.get("STANDIN_PULL_DELAY", "0.05"))
         step = int(os.environ.get("STANDIN_PULL_CHUNK", str(1 << 20)))
         digest, size = self.store.layer_for(shown, size)
@@ -714,6 +714,15 @@ class Handler(BaseHTTPRequestHandler):
         event({"role": "assistant", "content": ""}, finish)
         self._chunk(b"data: [DONE]\n\n")
         self._end_stream()
+
+
+def pull_size(name: str) -> int:
+    """Bytes a pull of `name` writes: a tag like `64mb` asks for that many MiB (tests of the
+    free-space check), else STANDIN_PULL_BYTES (16 MiB)."""
+    sized = re.fullmatch(r"(\d{1,6})mb", parse_name(name)[3])
+    if sized:
+        return int(sized.group(1)) << 20
+    return int(os.environ.get("STANDIN_PULL_BYTES", str(16 << 20)))
 
 
 def make_server(host: str, port: int, models_dir: Path) -> ThreadingHTTPServer:
