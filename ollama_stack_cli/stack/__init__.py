@@ -20,7 +20,6 @@ command reaches them directly. Modules here, each with one job:
 from __future__ import annotations
 
 from ..docker_client import PullProgress
-from . import models
 from .checks import run_checks
 from .context import Context, expected_services, load, pause_point
 from .extension_runtime import (
@@ -95,3 +94,13 @@ __all__ = [
     "volumes",
     "wait_healthy",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`stack.models` on first use: only the models commands (and start's next steps) need
+    Ollama's HTTP client, and `status`/`start` should not pay for importing it."""
+    if name == "models":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.models")  # `from . import` would call back here
+    raise AttributeError(name)
