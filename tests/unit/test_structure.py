@@ -87,3 +87,17 @@ def test_no_module_does_five_jobs(layer: str) -> None:
     sizes = {p.name: len(p.read_text("utf-8").splitlines()) for p in (PACKAGE / layer).glob("*.py")}
     assert not (PACKAGE / f"{layer}.py").exists()
     assert max(sizes.values()) < 400, sizes
+
+
+def test_status_and_start_leave_ollamas_client_unloaded_until_asked() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ollama_stack_cli.commands.start, ollama_stack_cli.commands.status\n"
+        "from ollama_stack_cli import stack\n"
+        "print('ollama_stack_cli.ollama_api' in sys.modules)\n"
+        "print(callable(stack.models.validate_names))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True"]
