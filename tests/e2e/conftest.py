@@ -11,7 +11,6 @@ installation label (containers, networks, volumes) even when a test fails.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import tiers_required
 from tests.integration.conftest import StackHome, make_home
 
 from . import owui
@@ -37,16 +37,6 @@ ADMIN_PASSWORD = "admin-pass-e2e"
 USER_PASSWORD = "user-pass-e2e"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "/e2e/" in str(item.fspath):
-            item.add_marker(pytest.mark.e2e)
-
-
-def _required() -> bool:
-    return os.environ.get("OLLAMA_STACK_REQUIRE_DOCKER") == "1" or os.environ.get("CI") == "true"
-
-
 @pytest.fixture(scope="session")
 def real_engine() -> Any:
     """The engine and the real images: missing means fail where required, else skip."""
@@ -57,7 +47,7 @@ def real_engine() -> Any:
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
         message = f"Docker engine not reachable: {exc}"
-        if _required():
+        if tiers_required():
             pytest.fail(message + " (the real-services tier is required here)")
         pytest.skip(message)
     missing = []
@@ -68,7 +58,7 @@ def real_engine() -> Any:
             missing.append(image)
     if missing:
         message = f"real-service images missing: {', '.join(missing)}; build them with `{BUILD_HINT}`"
-        if _required():
+        if tiers_required():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return client

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import tiers_required
+
 REPO = Path(__file__).resolve().parents[2]
 STUB_IMAGE = "ollama-stack-test/stub:latest"
 LABEL = "ollama-stack.installation"
@@ -30,16 +32,10 @@ _SCRIPT = Path(sys.executable).parent / "ollama-stack"
 ENTRY_POINT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ollama_stack_cli.main"]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "/integration/" in str(item.fspath):
-            item.add_marker(pytest.mark.integration)
-
-
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
     """The engine, required in CI: missing means fail, never skip."""
-    required = os.environ.get("OLLAMA_STACK_REQUIRE_DOCKER") == "1" or os.environ.get("CI") == "true"
+    required = tiers_required()
     try:
         import docker
 

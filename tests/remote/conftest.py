@@ -34,23 +34,17 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import tiers_required
 from tests.integration.conftest import STUB_IMAGE, StackHome, docker_client, make_home
 
 __all__ = ["docker_client"]  # the first engine's session fixture, shared with the integration tier
 
-REQUIRED = os.environ.get("OLLAMA_STACK_REQUIRE_DOCKER") == "1" or os.environ.get("CI") == "true"
 SSH_ALIAS = "gpu-box"
 ADDRESS_POOL = "base=10.251.0.0/16,size=24"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "/remote/" in str(item.fspath):
-            item.add_marker(pytest.mark.remote)
-
-
 def _missing(what: str) -> None:
-    if REQUIRED:
+    if tiers_required():
         pytest.fail(f"{what} (the remote-engine tier is required here)")
     pytest.skip(what)
 
