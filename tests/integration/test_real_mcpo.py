@@ -24,6 +24,15 @@ from .conftest import REPO, StackHome, free_ports
 KEY = "test-key-not-a-secret"
 
 
+def end(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process this test started: politely, then for sure."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture(scope="session")
 def mcp_venvs() -> Path:
     """The venvs of tests/tools/setup_mcp_venvs.sh (.ci/run builds them once)."""
@@ -89,11 +98,7 @@ def mcpo(stack_home: StackHome, mcp_venvs: Path) -> Iterator[tuple[StackHome, st
             time.sleep(0.2)
         yield stack_home, base, mcp_venvs
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        end(proc)
 
 
 def test_generated_config_serves_the_tools_behind_the_key(mcpo: tuple[StackHome, str, Path]) -> None:
@@ -165,8 +170,4 @@ def test_with_no_extension_enabled_mcpo_starts_on_the_built_in_server(stack_home
             status, answer = request(f"{base}/ollama-stack/stack_info", {}, key=KEY)
         assert "extensions enable" in json.dumps(answer)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        end(proc)
