@@ -19,6 +19,8 @@ command reaches them directly. Modules here, each with one job:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..docker_client import PullProgress
 from .checks import run_checks
 from .context import Context, expected_services, load, pause_point
@@ -94,6 +96,9 @@ __all__ = [
     "volumes",
     "wait_healthy",
 ]
+
+if TYPE_CHECKING:
+    from . import models
 
 
 def __getattr__(name: str) -> object:
