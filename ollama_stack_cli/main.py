@@ -42,7 +42,9 @@ def _flags_take_no_value() -> None:
     """typer 0.29's rich help prints flags as `--json <bool>`, as if they took a value."""
     from typer.core import TyperOption
 
-    shown = TyperOption.display_type_rich
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:  # typer before 0.29 has no such display
+        return
 
     def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         return None if self.is_flag else shown(self, ctx)
