@@ -394,6 +394,34 @@ def restore_file(path: Path, content: bytes | None) -> None:
     atomic_write(path, content.decode("utf-8"), mode=mode)
 
 
+def restore_home_files(home: Path, env_text: str | None, state_text: str | None, project: str) -> list[str]:
+    """Put a backup's `.env` and state file in this home, keeping this home's PROJECT_NAME.
+
+    The archive may come from another installation (or machine): its settings and
+    secrets come back, under this home's project name. The state file is validated
+    first. Returns the files written.
+    """
+    written = []
+    if state_text is not None:
+        try:
+            state = StackState.model_validate_json(state_text)
+        except ValidationError as exc:
+            raise StackError(f"The archive's state file is not valid: {_first_error(exc)}") from None
+        write_state(home, state)
+        written.append(STATE_FILE)
+    if env_text is not None:
+        lines = [line for line in env_text.splitlines() if not _is_key(line, "PROJECT_NAME")]
+        lines.append(f"PROJECT_NAME={project}")
+        atomic_write(env_path(home), "\n".join(lines) + "\n", mode=0o600)
+        written.append(ENV_FILE)
+    return written
+
+
+def _is_key(line: str, key: str) -> bool:
+    match = _ENV_LINE.match(line)
+    return bool(match and match.group(1) == key)
+
+
 def _env_template(secret_values: dict[str, str]) -> str:
     defaults = StackEnv()
     lines = [

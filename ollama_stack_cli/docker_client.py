@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -188,6 +188,114 @@ class Engine:
                 failed.append(name)
         return failed
 
+    # -- containers and archives (backup, restore) --
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        self._request("POST", "/volumes/create", body={"Name": name, "Labels": labels})
+
+    def image_origin(self, reference: str) -> tuple[str | None, list[str]]:
+        """An image's id and its registry digests (none: built locally, no registry origin)."""
+        from urllib.parse import quote
+
+        data = self._request("GET", f"/images/{quote(reference, safe='')}/json", missing_ok=True)
+        if not data:
+            return None, []
+        return str(data["Id"]), sorted(data.get("RepoDigests") or [])
+
+    def tag_image(self, image_id: str, reference: str) -> None:
+        """Point `reference` (repo:tag) at an image id."""
+        repo, tag = split_reference(reference)
+        self._request("POST", f"/images/{image_id}/tag", {"repo": repo, "tag": tag}, raw=True)
+
+    def create_helper(
+        self, image: str, mounts: dict[str, str], labels: dict[str, str], command: Sequence[str] = ()
+    ) -> str:
+        """A container of `image` with named volumes mounted (volume -> path), with these labels.
+
+        Never started unless a `command` is run in it: the archive endpoints read and
+        write a stopped container's volumes, so no host path is ever needed.
+        """
+        body: dict[str, Any] = {
+            "Image": image,
+            "Labels": labels,
+            "HostConfig": {"Binds": [f"{volume}:{path}" for volume, path in mounts.items()]},
+            "NetworkDisabled": True,
+        }
+        if command:
+            body["Entrypoint"] = ["/bin/sh", "-c"]
+            body["Cmd"] = list(command)
+        data = self._request("POST", "/containers/create", body=body)
+        return str(data["Id"])
+
+    def run_in(self, container_id: str) -> tuple[int, str]:
+        """Start a helper container, wait for it, return its exit code and output."""
+        self._request("POST", f"/containers/{container_id}/start", raw=True)
+        result = self._request("POST", f"/containers/{container_id}/wait")
+        logs = self._request("GET", f"/containers/{container_id}/logs", {"stdout": "1", "stderr": "1"}, raw=True)
+        return int(result.get("StatusCode", 1)), _demux(logs).decode("utf-8", "replace")
+
+    @contextmanager
+    def get_archive(self, container_id: str, path: str) -> Iterator[Any]:
+        """A tar stream of `path` in a container (a readable file object), read as it comes."""
+        query = {"path": path}
+        url = f"/containers/{container_id}/archive"
+        if self._local():
+            assert self._socket is not None
+            conn = _unix_connection(self._socket)
+            try:
+                response = _send(conn, self._socket, "GET", url, query, None)
+                if response.status >= 400:
+                    raise _refused(response.status, response.read())
+                yield response
+            finally:
+                conn.close()
+            return
+        response = self._sdk_stream("GET", url, query, None)
+        try:
+            response.raw.decode_content = True
+            yield response.raw
+        finally:
+            response.close()
+
+    def put_archive(self, container_id: str, path: str, chunks: Iterable[bytes]) -> None:
+        """Extract a tar stream (plain or gzipped) at `path` in a container, sent as it is read."""
+        query = {"path": path, "copyUIDGID": "1"}
+        url = f"/containers/{container_id}/archive"
+        if self._local():
+            assert self._socket is not None
+            conn = _unix_connection(self._socket)
+            try:
+                response = _send(conn, self._socket, "PUT", url, query, chunks)
+                body = response.read()
+                if response.status >= 400:
+                    raise _refused(response.status, body)
+            finally:
+                conn.close()
+            return
+        response = self._sdk_stream("PUT", url, query, chunks)
+        if response.status_code >= 400:
+            raise _refused(response.status_code, response.content)
+
+    def _local(self) -> bool:
+        if not self._resolved:
+            self._socket = local_socket()
+            self._resolved = True
+        return self._socket is not None
+
+    def _sdk_stream(self, method: str, path: str, query: dict[str, str], data: Iterable[bytes] | None) -> Any:
+        import docker.errors
+        import requests.exceptions
+
+        if self._sdk is None:
+            self._sdk = _connect()
+        api = self._sdk.api
+        try:
+            return api._session.request(
+                method, api._url(path), params=query, data=data, stream=method == "GET", timeout=None
+            )
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise _translate(exc) from exc
+
     # -- transport --
 
     def _request(
@@ -198,28 +306,26 @@ class Engine:
         *,
         missing_ok: bool = False,
         raw: bool = False,
+        body: dict[str, Any] | None = None,
     ) -> Any:
-        """One API call; a 404 is None when `missing_ok`; errors become StackErrors."""
-        if not self._resolved:
-            self._socket = local_socket()
-            self._resolved = True
-        if self._socket is not None:
-            status, body = _socket_request(self._socket, method, path, query)
+        """One API call (a JSON `body` if given); a 404 is None when `missing_ok`; errors become StackErrors."""
+        payload = json.dumps(body).encode() if body is not None else None
+        if self._local():
+            assert self._socket is not None
+            status, data = _socket_request(self._socket, method, path, query, payload=payload)
         else:
-            status, body = self._sdk_request(method, path, query)
+            status, data = self._sdk_request(method, path, query, payload)
         if status == 404 and missing_ok:
             return None
         if status >= 400:
-            try:
-                message = json.loads(body).get("message", "")
-            except ValueError:
-                message = body.decode("utf-8", "replace").strip()
-            raise StackError(f"The Docker engine refused the request: {message or status}.", slug="engine_error")
-        if raw or not body:
-            return body
-        return json.loads(body)
+            raise _refused(status, data)
+        if raw or not data:
+            return data
+        return json.loads(data)
 
-    def _sdk_request(self, method: str, path: str, query: dict[str, str] | None) -> tuple[int, bytes]:
+    def _sdk_request(
+        self, method: str, path: str, query: dict[str, str] | None, payload: bytes | None = None
+    ) -> tuple[int, bytes]:
         import docker.errors
         import requests.exceptions
 
@@ -227,7 +333,10 @@ class Engine:
             self._sdk = _connect()
         api = self._sdk.api
         try:
-            response = api.request(method, api._url(path), params=query, timeout=api.timeout)
+            headers = {"Content-Type": "application/json"} if payload is not None else None
+            response = api.request(
+                method, api._url(path), params=query, data=payload, headers=headers, timeout=api.timeout
+            )
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise _translate(exc) from exc
         return response.status_code, response.content
@@ -348,21 +457,41 @@ def _socket_request(
     path: str,
     query: dict[str, str] | None,
     on_line: Callable[[bytes], None] | None = None,
+    payload: bytes | None = None,
 ) -> tuple[int, bytes]:
     """One request over the engine's unix socket; with `on_line`, a streamed body is fed line by line."""
+    conn = _unix_connection(socket_path)
+    try:
+        response = _send(conn, socket_path, method, path, query, payload)
+        if on_line is None or response.status >= 400:
+            return response.status, _read(response, socket_path)
+        try:
+            for line in response:
+                on_line(line)
+        except OSError as exc:
+            raise docker_unavailable(
+                f"Lost the Docker engine at unix://{socket_path}: {_short(exc)}.", ENGINE_HINT
+            ) from exc
+        return response.status, b""
+    finally:
+        conn.close()
+
+
+def _send(conn: Any, socket_path: str, method: str, path: str, query: dict[str, str] | None, body: Any) -> Any:
+    """Send one request and return the response, unread. An iterable body goes out chunked, as read."""
     import http.client
     from urllib.parse import urlencode
 
-    conn = _unix_connection(socket_path)
     url = path + ("?" + urlencode(query) if query else "")
+    headers = {"Host": "docker", "User-Agent": "ollama-stack"}
+    chunked = body is not None and not isinstance(body, bytes)
+    if isinstance(body, bytes):
+        headers["Content-Type"] = "application/json"
+    elif chunked:
+        headers["Content-Type"] = "application/x-tar"
     try:
-        conn.request(method, url, headers={"Host": "docker", "User-Agent": "ollama-stack"})
-        response = conn.getresponse()
-        if on_line is None or response.status >= 400:
-            return response.status, response.read()
-        for line in response:
-            on_line(line)
-        return response.status, b""
+        conn.request(method, url, body=body, headers=headers, encode_chunked=chunked)
+        return conn.getresponse()
     except OSError as exc:
         raise docker_unavailable(
             f"Cannot connect to the Docker engine at unix://{socket_path}: is it running? ({_short(exc)})",
@@ -372,8 +501,35 @@ def _socket_request(
         raise docker_unavailable(
             f"The Docker engine at unix://{socket_path} answered badly: {exc}.", ENGINE_HINT
         ) from exc
-    finally:
-        conn.close()
+
+
+def _read(response: Any, socket_path: str) -> bytes:
+    import http.client
+
+    try:
+        return bytes(response.read())
+    except (OSError, http.client.HTTPException) as exc:
+        raise docker_unavailable(
+            f"The Docker engine at unix://{socket_path} answered badly: {exc}.", ENGINE_HINT
+        ) from exc
+
+
+def _refused(status: int, body: bytes) -> StackError:
+    try:
+        message = json.loads(body).get("message", "")
+    except ValueError:
+        message = body.decode("utf-8", "replace").strip()
+    return StackError(f"The Docker engine refused the request: {message or status}.", slug="engine_error")
+
+
+def _demux(stream: bytes) -> bytes:
+    """A non-TTY container's log stream without its 8-byte frame headers."""
+    out, at = [], 0
+    while at + 8 <= len(stream):
+        size = int.from_bytes(stream[at + 4 : at + 8], "big")
+        out.append(stream[at + 8 : at + 8 + size])
+        at += 8 + size
+    return b"".join(out) if out else stream
 
 
 def _connect() -> Any:

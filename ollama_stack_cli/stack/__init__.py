@@ -13,11 +13,17 @@ command reaches them directly. Modules here, each with one job:
 - `tool_servers`: Open WebUI's tool servers kept equal to the extensions (SPEC 11)
 - `images`: pulling with progress, update targets, recreating what changed
 - `logs`, `removal`, `checks`: what `logs`, `uninstall` and `check` do
+- `archive`: the backup archive's format and its verification
+- `backup`, `restore`: writing an archive; putting one back under the journal
+- `volumes`: volumes' contents through helper containers (read, stash, put back)
 """
 
 from __future__ import annotations
 
 from ..docker_client import PullProgress
+from .archive import verify_archive
+from .backup import backup
+from .backup import default_output as default_backup_path
 from .checks import run_checks
 from .context import Context, expected_services, load, pause_point
 from .extension_runtime import (
@@ -40,11 +46,16 @@ from .logs import stream_logs
 from .operation import operation, recover, repair_if_idle
 from .preflight import decide_platform, require_free_ports, require_valid_platform
 from .removal import remove_installation, remove_volumes
+from .restore import restore
 from .status import build_status, containers, networks, ours, service_running, volumes
 from .tool_servers import sync_tool_servers, tool_servers_involved, tool_servers_lag
 
 __all__ = [
     "Context",
+    "backup",
+    "default_backup_path",
+    "restore",
+    "verify_archive",
     "PullProgress",
     "build_status",
     "containers",
