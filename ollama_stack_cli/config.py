@@ -394,27 +394,31 @@ def restore_file(path: Path, content: bytes | None) -> None:
     atomic_write(path, content.decode("utf-8"), mode=mode)
 
 
-def restore_home_files(home: Path, env_text: str | None, state_text: str | None, project: str) -> list[str]:
-    """Put a backup's `.env` and state file in this home, keeping this home's PROJECT_NAME.
+def restored_home_files(env_text: str | None, state_text: str | None, project: str) -> dict[str, str]:
+    """A backup's `.env` and state file as this home will hold them (home-relative name -> text).
 
     The archive may come from another installation (or machine): its settings and
-    secrets come back, under this home's project name. The state file is validated
-    first. Returns the files written.
+    secrets come back, under this home's PROJECT_NAME. The state file is validated.
     """
-    written = []
+    files: dict[str, str] = {}
     if state_text is not None:
         try:
             state = StackState.model_validate_json(state_text)
         except ValidationError as exc:
             raise StackError(f"The archive's state file is not valid: {_first_error(exc)}") from None
-        write_state(home, state)
-        written.append(STATE_FILE)
+        files[STATE_FILE] = json.dumps(state.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
     if env_text is not None:
-        lines = [line for line in env_text.splitlines() if not _is_key(line, "PROJECT_NAME")]
-        lines.append(f"PROJECT_NAME={project}")
-        atomic_write(env_path(home), "\n".join(lines) + "\n", mode=0o600)
-        written.append(ENV_FILE)
-    return written
+        wanted = f"PROJECT_NAME={project}"
+        lines = [wanted if _is_key(line, "PROJECT_NAME") else line for line in env_text.splitlines()]
+        files[ENV_FILE] = "\n".join(lines if wanted in lines else [wanted, *lines]) + "\n"
+    return files
+
+
+def write_home_files(home: Path, files: dict[str, str]) -> None:
+    """Write home files (names from `restored_home_files`) atomically, readable by the owner only."""
+    ensure_home(home)
+    for name, text in files.items():
+        atomic_write(home / name, text, mode=0o600)
 
 
 def _is_key(line: str, key: str) -> bool:

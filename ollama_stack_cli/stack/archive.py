@@ -95,11 +95,13 @@ def read_archive(path: Path) -> Iterator[tarfile.TarFile]:
         with path.open("rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
             yield tar
     except tarfile.ReadError as exc:
+        if "unexpected end" in str(exc):
+            raise refuse(path, "it is truncated (it ends in the middle of a member)") from None
         raise refuse(path, f"it is not a tar archive, or it is damaged ({exc})") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:
             raise
-        raise refuse(path, f"it is truncated or damaged ({exc or 'unexpected end of data'})") from None
+        raise refuse(path, f"it is truncated or damaged ({exc or 'it ends too early'})") from None
 
 
 def read_manifest(path: Path, tar: tarfile.TarFile) -> BackupManifest:

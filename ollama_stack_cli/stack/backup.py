@@ -36,7 +36,7 @@ from .archive import (
     verify_archive,
     volume_member,
 )
-from .context import Context, expected_services
+from .context import Context, expected_services, pause_point
 from .volumes import MOUNT, STASH_PREFIX, Helpers, volume_name
 
 HOME_FILES = (config.ENV_FILE, config.STATE_FILE)
@@ -169,6 +169,7 @@ def _write(
                 if content is not None:
                     members.append(_add_bytes(tar, HOME_PREFIX + name, content))
             helpers = Helpers(ctx.engine, ctx.project, helper_image(ctx)) if volumes else None
+            pause_point(ctx, "backup:volumes")
             for volume in volumes:
                 assert helpers is not None
                 on_progress(f"Reading volume {volume}...")

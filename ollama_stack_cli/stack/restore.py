@@ -31,7 +31,8 @@ def restore(
     ctx: Context, archive: Path, manifest: BackupManifest, running: bool, on_progress: Callable[[str], None]
 ) -> RestoreReport:
     """Replace the volumes and home files with the archive's (already verified)."""
-    home_files = _home_files(archive)
+    archived = _home_files(archive)
+    home_files = config.restored_home_files(archived.get(config.ENV_FILE), archived.get(config.STATE_FILE), ctx.project)
     existing = ctx.engine.volumes(ctx.project)
     targets = [volume_name(ctx.project, v) for v in manifest.volumes]
     image = _image(ctx, manifest)
@@ -55,10 +56,9 @@ def restore(
             if mounts:
                 with helpers.container(mounts) as container:
                     ctx.engine.put_archive(container, ROOT, _chunks(archive))
+        journal.expect_files(home_files)  # so an undo knows these files as its own writing
         with journal.step("files"):
-            files = config.restore_home_files(
-                ctx.home, home_files.get(config.ENV_FILE), home_files.get(config.STATE_FILE), ctx.project
-            )
+            config.write_home_files(ctx.home, home_files)
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a half-dropped stash is worth finishing
         try:
             with journal.step("commit"):
@@ -71,7 +71,7 @@ def restore(
         from_project=manifest.project,
         created=manifest.created,
         volumes=manifest.volumes,
-        files=files,
+        files=sorted(home_files),
         was_running=running,
     )
 
