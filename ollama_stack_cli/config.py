@@ -421,6 +421,36 @@ def write_home_files(home: Path, files: dict[str, str]) -> None:
         atomic_write(home / name, text, mode=0o600)
 
 
+BACKUPS_DIR = "backups"
+UPDATE_RECORD = "last-update.json"
+KEEP_UPDATE_BACKUPS = 3
+
+
+def update_backup_path(home: Path, stamp: str) -> Path:
+    """Where `update` keeps the data backup it takes before recreating (the folder is made 0700)."""
+    folder = home / BACKUPS_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder / f"update-{stamp}.tar"
+
+
+def prune_update_backups(home: Path, keep: int = KEEP_UPDATE_BACKUPS) -> list[Path]:
+    """Remove all but the newest `keep` update backups; returns the ones removed."""
+    found = sorted((home / BACKUPS_DIR).glob("update-*.tar"))
+    old = found[:-keep] if keep else found
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old
+
+
+def write_update_record(home: Path, text: str) -> None:
+    atomic_write(home / BACKUPS_DIR / UPDATE_RECORD, text, mode=0o600)
+
+
+def read_update_record(home: Path) -> str | None:
+    content = read_bytes(home / BACKUPS_DIR / UPDATE_RECORD)
+    return content.decode("utf-8") if content is not None else None
+
+
 def _is_key(line: str, key: str) -> bool:
     match = _ENV_LINE.match(line)
     return bool(match and match.group(1) == key)

@@ -255,17 +255,23 @@ YesOption = Annotated[
 def update(
     yes: YesOption = False,
     timeout: TimeoutOption = 600.0,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Go back to the images and data from before the last update.")
+    ] = False,
     json_: JsonOption = False,
 ) -> None:
     """Pull newer images for the core and enabled extensions, then recreate only what changed.
 
     The stack keeps running while images download; a failed pull changes nothing.
+    Before recreating, the previous images are kept and Open WebUI's data is backed up
+    in the home (the last 3); a service that does not become healthy puts both back
+    (exit 1). `--rollback` undoes the last update the same way.
     """
     from .commands import update as cmd
 
     STATE.output.json_mode = json_
     with changing("update") as ctx:
-        report = cmd.run(ctx, STATE.output, yes, timeout)
+        report = (cmd.rollback if rollback else cmd.run)(ctx, STATE.output, yes, timeout)
     cmd.render(report, STATE.output)
 
 

@@ -424,6 +424,9 @@ class UpdateReport(BaseModel):
     project: str
     changes: list[ImageChange]
     recreated: list[str]
+    backup: str | None = None
+    skipped: list[str] = Field(default_factory=list)
+    rolled_back: bool = False
 
 
 class UninstallReport(BaseModel):
@@ -572,3 +575,20 @@ class RestoreReport(BaseModel):
     files: list[str]
     was_running: bool
     started: bool = False
+
+
+class PreviousImage(BaseModel):
+    """A service's image before an update: the id its reference is put back to on rollback."""
+
+    label: str
+    image: str
+    old_id: str
+    new_id: str | None = None
+
+
+class UpdateRecord(BaseModel):
+    """`backups/last-update.json` in the home: what `update --rollback` returns to."""
+
+    created: str
+    backup: str | None
+    images: list[PreviousImage]

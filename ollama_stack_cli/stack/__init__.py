@@ -15,12 +15,14 @@ command reaches them directly. Modules here, each with one job:
 - `logs`, `removal`, `checks`: what `logs`, `uninstall` and `check` do
 - `archive`: the backup archive's format and its verification
 - `backup`, `restore`: writing an archive; putting one back under the journal
+- `update_undo`: what `update` keeps before recreating, and putting it back
 - `volumes`: volumes' contents through helper containers (read, stash, put back)
 """
 
 from __future__ import annotations
 
 from ..docker_client import PullProgress
+from ..schemas import UpdateRecord
 from .archive import verify_archive
 from .backup import backup
 from .backup import default_output as default_backup_path
@@ -49,9 +51,16 @@ from .removal import remove_installation, remove_volumes
 from .restore import restore
 from .status import build_status, containers, networks, ours, service_running, volumes
 from .tool_servers import sync_tool_servers, tool_servers_involved, tool_servers_lag
+from .update_undo import keep_previous, last_update, without_origin
+from .update_undo import roll_back as roll_back_update
 
 __all__ = [
     "Context",
+    "UpdateRecord",
+    "keep_previous",
+    "last_update",
+    "roll_back_update",
+    "without_origin",
     "backup",
     "default_backup_path",
     "restore",
