@@ -204,11 +204,11 @@ def registry(docker_client: Any) -> Iterator[str]:
         docker_client.images.prune(filters={"dangling": True, "label": "ollama-stack.test=1"})
 
 
-def publish(client: Any, registry: str, name: str, version: str) -> str:
-    """Push a distinct image (stub + a label) as registry/name:test, then drop it locally."""
+def publish(client: Any, registry: str, name: str, version: str, extra: str = "") -> str:
+    """Push a distinct image (stub, a label, `extra` Dockerfile lines) as registry/name:test; drop it locally."""
     reference = f"{registry}/{name}:test"
     context = Path(tempfile.mkdtemp(prefix="ostest-image-"))
-    (context / "Dockerfile").write_text(f"FROM {STUB_IMAGE}\nLABEL ostest.version={version}\n")
+    (context / "Dockerfile").write_text(f"FROM {STUB_IMAGE}\nLABEL ostest.version={version}\n{extra}")
     image, _ = client.images.build(
         path=str(context), tag=reference, labels={"ollama-stack.test": "1"}, rm=True, forcerm=True
     )

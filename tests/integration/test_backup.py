@@ -139,8 +139,10 @@ def test_restore_puts_data_and_files_back_and_restarts_a_running_stack(stack_see
     assert refused.code == 2 and "--yes" in refused.stderr
     assert "new.txt" in "".join(listing(stack_seeded))
 
+    running_ids = {c.id for c in stack_seeded.containers()}
     result = stack_seeded.cli("restore", str(archive), "--yes", "--json")
     assert result.code == 0, result.stderr
+    assert not running_ids & {c.id for c in stack_seeded.containers()}  # stopped for the restore, started anew
     assert result.json()["started"] is True and result.json()["volumes"] == ["open_webui_data"]
     after = listing(stack_seeded)
     assert after == {k: v for k, v in before.items() if not k.startswith("./cache/")}
@@ -229,6 +231,7 @@ BAD = [
     "absolute",
     "newer-format",
     "unlisted-member",
+    "member-missing",
     "corrupt-database",
 ]
 
@@ -249,6 +252,7 @@ def test_a_bad_archive_is_refused_naming_the_problem_with_nothing_changed(
         "absolute": "would escape",
         "newer-format": "newer ollama-stack",
         "unlisted-member": "smuggled is not in its manifest",
+        "member-missing": "member volumes/open_webui_data/uploads/a.txt is missing",
         "corrupt-database": "integrity_check",
     }[case]
     if case == "not-a-tar":
@@ -266,6 +270,8 @@ def test_a_bad_archive_is_refused_naming_the_problem_with_nothing_changed(
         rewrite(good, bad, newer)
     elif case == "unlisted-member":
         rewrite(good, bad, unlisted)
+    elif case == "member-missing":  # a well-formed tar that ends early, at a member's boundary
+        rewrite(good, bad, lambda items, manifest: [i for i in items if not i[0].name.endswith("/a.txt")])
     elif case == "corrupt-database":
 
         def corrupt(items: list[Any], manifest: dict[str, Any]) -> list[Any]:
@@ -348,13 +354,19 @@ def test_ctrl_c_during_restore_puts_the_old_data_back(changed_after_backup: Any)
     assert not home.client.containers.list(all=True, filters={"label": f"ollama-stack.helper={home.project}"})
 
 
-def test_kill_9_mid_restore_is_rolled_back_by_the_next_command(changed_after_backup: Any) -> None:
-    home, archive, before, env_before = changed_after_backup
-    proc = start_restore(home, archive, "restore:extract:end")
+def killed_then_started(home: StackHome, archive: Path, point: str) -> Any:
+    """`kill -9` the restore at `point`, then run the next command (`start`)."""
+    proc = start_restore(home, archive, point)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     result = home.cli("start", "--timeout", "60")
     assert result.code == 0, result.stderr
+    return result
+
+
+def test_kill_9_mid_restore_is_rolled_back_by_the_next_command(changed_after_backup: Any) -> None:
+    home, archive, before, env_before = changed_after_backup
+    result = killed_then_started(home, archive, "restore:extract:end")
     assert "Found an interrupted `restore`" in result.stderr and "put the previous data back" in result.stderr
     assert listing(home) == before
     assert home.env_text() == env_before
@@ -362,11 +374,7 @@ def test_kill_9_mid_restore_is_rolled_back_by_the_next_command(changed_after_bac
 
 def test_kill_9_while_committing_is_finished_by_the_next_command(changed_after_backup: Any) -> None:
     home, archive, _, _ = changed_after_backup
-    proc = start_restore(home, archive, "restore:commit")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    result = home.cli("start", "--timeout", "60")
-    assert result.code == 0, result.stderr
+    result = killed_then_started(home, archive, "restore:commit")
     assert "all but finished" in result.stderr
     after = listing(home)
     assert "./uploads/a.txt" in after and "./new.txt" not in after

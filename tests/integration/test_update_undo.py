@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from .conftest import STUB_IMAGE, RegistryStack
+from .conftest import STUB_IMAGE, RegistryStack, publish
 from .test_backup import in_volume, listing
 
 
 def publish_broken(client: Any, registry: str, name: str) -> str:
     """An image that runs but never answers: an update to it can never become healthy."""
-    reference = f"{registry}/{name}:test"
-    context = Path(tempfile.mkdtemp(prefix="ostest-image-"))
-    (context / "Dockerfile").write_text(
-        f'FROM {STUB_IMAGE}\nLABEL ostest.version=broken\nENTRYPOINT ["sleep", "3600"]\n'
-    )
-    image, _ = client.images.build(
-        path=str(context), tag=reference, labels={"ollama-stack.test": "1"}, rm=True, forcerm=True
-    )
-    client.images.push(reference)
-    client.images.remove(reference, force=True)
-    shutil.rmtree(context, ignore_errors=True)
-    return str(image.id)
+    return publish(client, registry, name, "broken", extra='ENTRYPOINT ["sleep", "3600"]\n')
 
 
 def webui_image(stack: RegistryStack) -> str:
