@@ -290,9 +290,7 @@ class Engine:
             self._sdk = _connect()
         api = self._sdk.api
         try:
-            return api.request(
-                method, api._url(path), params=query, data=data, stream=method == "GET", timeout=None
-            )
+            return api.request(method, api._url(path), params=query, data=data, stream=method == "GET", timeout=None)
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise _translate(exc) from exc
 
