@@ -48,7 +48,8 @@ def keep_previous(
     for target in changed:
         if not target.before_id:
             continue
-        tag = f"{PREVIOUS_REPO}/{ctx.project}-{target.label.replace('/', '-')}:{stamp.lower()}"
+        # One tag per service, moved by each update: only the last update can be rolled back.
+        tag = f"{PREVIOUS_REPO}/{ctx.project}-{target.label.replace('/', '-')}:previous"
         ctx.engine.tag_image(target.before_id, tag)
         images.append(
             PreviousImage(

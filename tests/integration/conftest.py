@@ -121,6 +121,10 @@ class StackHome:
     def cleanup(self) -> None:
         for container in self.containers():
             container.remove(force=True)
+        for image in self.client.images.list(name=f"ollama-stack-previous/{self.project}-*"):
+            for tag in image.tags:
+                if tag.startswith(f"ollama-stack-previous/{self.project}-"):
+                    self.client.images.remove(tag)  # the update's keep-tags (untag only)
         for network in self.networks():
             network.remove()
         for volume in self.volumes():
