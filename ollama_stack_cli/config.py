@@ -394,6 +394,68 @@ def restore_file(path: Path, content: bytes | None) -> None:
     atomic_write(path, content.decode("utf-8"), mode=mode)
 
 
+def restored_home_files(env_text: str | None, state_text: str | None, project: str) -> dict[str, str]:
+    """A backup's `.env` and state file as this home will hold them (home-relative name -> text).
+
+    The archive may come from another installation (or machine): its settings and
+    secrets come back, under this home's PROJECT_NAME. The state file is validated.
+    """
+    files: dict[str, str] = {}
+    if state_text is not None:
+        try:
+            state = StackState.model_validate_json(state_text)
+        except ValidationError as exc:
+            raise StackError(f"The archive's state file is not valid: {_first_error(exc)}") from None
+        files[STATE_FILE] = json.dumps(state.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+    if env_text is not None:
+        wanted = f"PROJECT_NAME={project}"
+        lines = [wanted if _is_key(line, "PROJECT_NAME") else line for line in env_text.splitlines()]
+        files[ENV_FILE] = "\n".join(lines if wanted in lines else [wanted, *lines]) + "\n"
+    return files
+
+
+def write_home_files(home: Path, files: dict[str, str]) -> None:
+    """Write home files (names from `restored_home_files`) atomically, readable by the owner only."""
+    ensure_home(home)
+    for name, text in files.items():
+        atomic_write(home / name, text, mode=0o600)
+
+
+BACKUPS_DIR = "backups"
+UPDATE_RECORD = "last-update.json"
+KEEP_UPDATE_BACKUPS = 3
+
+
+def update_backup_path(home: Path, stamp: str) -> Path:
+    """Where `update` keeps the data backup it takes before recreating (the folder is made 0700)."""
+    folder = home / BACKUPS_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder / f"update-{stamp}.tar"
+
+
+def prune_update_backups(home: Path, keep: int = KEEP_UPDATE_BACKUPS) -> list[Path]:
+    """Remove all but the newest `keep` update backups; returns the ones removed."""
+    found = sorted((home / BACKUPS_DIR).glob("update-*.tar"))
+    old = found[:-keep] if keep else found
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old
+
+
+def write_update_record(home: Path, text: str) -> None:
+    atomic_write(home / BACKUPS_DIR / UPDATE_RECORD, text, mode=0o600)
+
+
+def read_update_record(home: Path) -> str | None:
+    content = read_bytes(home / BACKUPS_DIR / UPDATE_RECORD)
+    return content.decode("utf-8") if content is not None else None
+
+
+def _is_key(line: str, key: str) -> bool:
+    match = _ENV_LINE.match(line)
+    return bool(match and match.group(1) == key)
+
+
 def _env_template(secret_values: dict[str, str]) -> str:
     defaults = StackEnv()
     lines = [

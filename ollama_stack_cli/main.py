@@ -257,17 +257,23 @@ YesOption = Annotated[
 def update(
     yes: YesOption = False,
     timeout: TimeoutOption = 600.0,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Go back to the images and data from before the last update.")
+    ] = False,
     json_: JsonOption = False,
 ) -> None:
     """Pull newer images for the core and enabled extensions, then recreate only what changed.
 
     The stack keeps running while images download; a failed pull changes nothing.
+    Before recreating, the previous images are kept and Open WebUI's data is backed up
+    in the home (the last 3); a service that does not become healthy puts both back
+    (exit 1). `--rollback` undoes the last update the same way.
     """
     from .commands import update as cmd
 
     STATE.output.json_mode = json_
     with changing("update") as ctx:
-        report = cmd.run(ctx, STATE.output, yes, timeout)
+        report = (cmd.rollback if rollback else cmd.run)(ctx, STATE.output, yes, timeout)
     cmd.render(report, STATE.output)
 
 
@@ -286,6 +292,62 @@ def uninstall(
     with changing("uninstall") as ctx:
         report = cmd.run(ctx, STATE.output, remove_volumes, yes)
     cmd.render(report, STATE.output, STATE.home)
+
+
+@app.command()
+def backup(
+    output_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--output",
+            "-o",
+            help="Archive to write (.tar, or .tar.gz to compress). Default: ./ollama-stack-backup-PROJECT-TIME.tar",
+            show_default=False,
+        ),
+    ] = None,
+    include_models: Annotated[bool, typer.Option("--include-models", help="Also back up the models volume.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Write one verified archive: .env, state and Open WebUI's data (chats, accounts, uploads).
+
+    The database is copied consistently while the stack runs. The archive holds your
+    secrets: it is written readable by you only (0600).
+
+    Example: ollama-stack backup --output ~/stack.tar
+    """
+    from .commands import backup as cmd
+
+    STATE.output.json_mode = json_
+    with changing("backup") as ctx:
+        report = cmd.run(ctx, STATE.output, output_file, include_models)
+    cmd.render(report, STATE.output)
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="An archive written by `ollama-stack backup`.", show_default=False)],
+    yes: YesOption = False,
+    json_: JsonOption = False,
+) -> None:
+    """Verify an archive, then replace this home's data and .env with it; the stack is started again if it ran.
+
+    Nothing changes if the archive is damaged or foreign. A failure or interruption
+    puts the previous data back. Into an empty home, this moves a stack to another machine.
+    """
+    from .commands import restore as restore_cmd
+    from .commands import start as start_cmd
+
+    STATE.output.json_mode = json_
+    with changing("restore") as ctx:
+        report = restore_cmd.run(ctx, STATE.output, archive, yes)
+        if report.was_running:
+            from . import stack
+
+            fresh = stack.load(ctx.home)
+            fresh._engine, fresh._compose_command = ctx._engine, ctx._compose_command
+            start_cmd.run(fresh, STATE.output, platform=None, wait=True, timeout=600.0, update=False)
+            report.started = True
+    restore_cmd.render(report, STATE.output)
 
 
 @app.command()

@@ -440,6 +440,10 @@ class PreState(BaseModel):
     volumes: list[str] | None = None
     # Home-relative path -> previous text (None: the file did not exist).
     files: dict[str, str | None] = Field(default_factory=dict)
+    # A restore: the volumes whose old contents it stashes inside themselves until it
+    # commits, and the image its helper containers run (rollback needs both).
+    stashed_volumes: list[str] = Field(default_factory=list)
+    helper_image: str | None = None
 
 
 class JournalStep(BaseModel):
@@ -500,6 +504,9 @@ class UpdateReport(BaseModel):
     project: str
     changes: list[ImageChange]
     recreated: list[str]
+    backup: str | None = None
+    skipped: list[str] = Field(default_factory=list)
+    rolled_back: bool = False
 
 
 class UninstallReport(BaseModel):
@@ -677,3 +684,76 @@ class ModelRemoval(BaseModel):
     """The `models rm --json` document."""
 
     removed: list[str]
+
+
+class BackupMember(BaseModel):
+    """One member of a backup archive, as the manifest records it."""
+
+    name: str
+    type: Literal["file", "dir", "symlink", "hardlink"]
+    size: int = 0
+    sha256: str | None = None
+    link: str | None = None
+
+
+class BackupImage(BaseModel):
+    service: str
+    image: str
+    id: str | None
+    digests: list[str] = Field(default_factory=list)
+
+
+class BackupManifest(BaseModel):
+    """`ollama-stack-backup.json`, the first member of every backup archive."""
+
+    format: int
+    cli_version: str
+    project: str
+    created: str
+    volumes: list[str]
+    images: list[BackupImage] = Field(default_factory=list)
+    database: str | None = None
+    members: list[BackupMember]
+
+
+class BackupReport(BaseModel):
+    """The `backup --json` document."""
+
+    path: str
+    project: str
+    size: int
+    members: int
+    volumes: list[str]
+    database: str | None
+    consistent_copy: str
+    verified: bool
+
+
+class RestoreReport(BaseModel):
+    """The `restore --json` document."""
+
+    path: str
+    project: str
+    from_project: str
+    created: str
+    volumes: list[str]
+    files: list[str]
+    was_running: bool
+    started: bool = False
+
+
+class PreviousImage(BaseModel):
+    """A service's image before an update: the id its reference is put back to on rollback."""
+
+    label: str
+    image: str
+    old_id: str
+    new_id: str | None = None
+
+
+class UpdateRecord(BaseModel):
+    """`backups/last-update.json` in the home: what `update --rollback` returns to."""
+
+    created: str
+    backup: str | None
+    images: list[PreviousImage]

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -227,16 +227,10 @@ def _http_request(
 ) -> tuple[int, bytes]:
     """One request; with `on_line`, a streamed body is fed line by line. Failures to connect are exit 4."""
     import http.client
-    from urllib.parse import urlencode
 
     http_conn = conn.http if keep else conn
-    url = path + ("?" + urlencode(query) if query else "")
-    headers = {"Host": "docker", "User-Agent": "ollama-stack"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
     try:
-        http_conn.request(method, url, body=body, headers=headers)
-        response = http_conn.getresponse()
+        response = send_request(conn, endpoint, method, path, query, body, keep)
         if on_line is None or response.status >= 400:
             return response.status, response.read()
         for line in response:
@@ -253,6 +247,44 @@ def _http_request(
     finally:
         if not keep:
             http_conn.close()
+
+
+def send_request(
+    conn: Any,
+    endpoint: EngineEndpoint,
+    method: str,
+    path: str,
+    query: dict[str, str] | None,
+    body: bytes | Iterable[bytes] | None,
+    keep: bool = False,
+) -> Any:
+    """Send one request and return its response unread, for the caller to stream.
+
+    A bytes body is JSON; any other iterable goes out chunked as it is read (a tar for
+    the archive endpoints), so memory stays flat whatever its size.
+    """
+    import http.client
+    from urllib.parse import urlencode
+
+    http_conn = conn.http if keep else conn
+    url = path + ("?" + urlencode(query) if query else "")
+    headers = {"Host": "docker", "User-Agent": "ollama-stack"}
+    chunked = body is not None and not isinstance(body, bytes)
+    if isinstance(body, bytes):
+        headers["Content-Type"] = "application/json"
+    elif chunked:
+        headers["Content-Type"] = "application/x-tar"
+    try:
+        http_conn.request(method, url, body=body, headers=headers, encode_chunked=chunked)
+        return http_conn.getresponse()
+    except (OSError, http.client.HTTPException) as exc:
+        reason = (conn.failure() if keep else "") or _short(exc)
+        if keep:
+            http_conn.close()
+        raise docker_unavailable(
+            f"Cannot connect to the Docker engine at {endpoint.host} ({endpoint.source}): is it running? ({reason})",
+            ENGINE_HINT,
+        ) from exc
 
 
 def _connect(endpoint: EngineEndpoint) -> Any:
@@ -298,3 +330,12 @@ def _short(exc: BaseException) -> str:
                 "PermissionError": "permission denied on the socket",
             }[marker]
     return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _refused(status: int, body: bytes) -> StackError:
+    """The engine's error answer as the user reads it (its own `message`)."""
+    try:
+        message = json.loads(body).get("message", "")
+    except ValueError:
+        message = body.decode("utf-8", "replace").strip()
+    return StackError(f"The Docker engine refused the request: {message or status}.", slug="engine_error")

@@ -14,13 +14,22 @@ from ..schemas import (
     EngineEndpoint,
     PortBinding,
 )
-from .endpoint import _connect, _connection, _http_request, _SshConnection, _translate, resolve_endpoint
+from .archives import Archives
+from .endpoint import (
+    _connect,
+    _connection,
+    _http_request,
+    _refused,
+    _SshConnection,
+    _translate,
+    resolve_endpoint,
+)
 from .hints import log
 
 # --- the engine -------------------------------------------------------------
 
 
-class Engine:
+class Engine(Archives):
     """The Docker Engine API of one endpoint, chosen once (like the docker CLI) and connected on first use.
 
     Every transport the docker CLI speaks on Linux and macOS is spoken here with
@@ -233,19 +242,22 @@ class Engine:
         *,
         missing_ok: bool = False,
         raw: bool = False,
+        body: dict[str, Any] | None = None,
     ) -> Any:
-        """One API call; a 404 is None when `missing_ok`; errors become StackErrors."""
+        """One API call (a JSON `body` if given); a 404 is None when `missing_ok`; errors become StackErrors."""
+        payload = json.dumps(body).encode() if body is not None else None
         if self.endpoint.scheme == "npipe":
-            status, body = self._sdk_request(method, path, query)
+            status, data = self._sdk_request(method, path, query, payload)
         else:
-            status, body = self._send(method, path, query)
+            status, data = self._send(method, path, query, body=payload)
+        body_bytes = data
         if status == 404 and missing_ok:
             return None
         if status >= 400:
-            raise _refused(status, body)
-        if raw or not body:
-            return body
-        return json.loads(body)
+            raise _refused(status, body_bytes)
+        if raw or not body_bytes:
+            return body_bytes
+        return json.loads(body_bytes)
 
     def _post_json(self, path: str, payload: dict[str, Any]) -> Any:
         status, body = self._send("POST", path, None, body=json.dumps(payload).encode())
@@ -270,7 +282,9 @@ class Engine:
             return _http_request(self._ssh, endpoint, method, path, query, body, on_line, keep=True)
         return _http_request(_connection(endpoint), endpoint, method, path, query, body, on_line)
 
-    def _sdk_request(self, method: str, path: str, query: dict[str, str] | None) -> tuple[int, bytes]:
+    def _sdk_request(
+        self, method: str, path: str, query: dict[str, str] | None, payload: bytes | None = None
+    ) -> tuple[int, bytes]:
         import docker.errors
         import requests.exceptions
 
@@ -278,19 +292,13 @@ class Engine:
             self._sdk = _connect(self.endpoint)
         api = self._sdk.api
         try:
-            response = api.request(method, api._url(path), params=query, timeout=api.timeout)
+            headers = {"Content-Type": "application/json"} if payload is not None else None
+            response = api.request(
+                method, api._url(path), params=query, data=payload, headers=headers, timeout=api.timeout
+            )
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise _translate(exc) from exc
         return response.status_code, response.content
-
-
-def _refused(status: int, body: bytes) -> StackError:
-    """The engine's error answer as the user reads it (its own `message`)."""
-    try:
-        message = json.loads(body).get("message", "")
-    except ValueError:
-        message = body.decode("utf-8", "replace").strip()
-    return StackError(f"The Docker engine refused the request: {message or status}.", slug="engine_error")
 
 
 def split_reference(reference: str) -> tuple[str, str]:

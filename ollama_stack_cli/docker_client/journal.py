@@ -88,6 +88,17 @@ class Journal:
         if name == self.entry.steps[-1].name:
             self._write()
 
+    def expect_files(self, files: dict[str, str]) -> None:
+        """Record the sha256 of home files the next step is about to write (written with its start).
+
+        A rollback restores a tracked file only if it is exactly as the operation wrote
+        it; a step that writes files it did not write before says so up front.
+        """
+        import hashlib
+
+        for name, text in files.items():
+            self.entry.written[name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+
     def close(self) -> None:
         (self.home / JOURNAL_FILE).unlink(missing_ok=True)
 

@@ -15,6 +15,10 @@ command reaches them directly. Modules here, each with one job:
 - `images`: pulling with progress, update targets, recreating what changed
 - `logs`, `removal`, `checks`: what `logs`, `uninstall` and `check` do
 - `models`: Ollama's models over its HTTP API, with the free-space guard (SPEC 12)
+- `archive`: the backup archive's format and its verification
+- `backup`, `restore`: writing an archive; putting one back under the journal
+- `update_undo`: what `update` keeps before recreating, and putting it back
+- `volumes`: volumes' contents through helper containers (read, stash, put back)
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..docker_client import PullProgress
+from ..schemas import UpdateRecord
+from .archive import verify_archive
+from .backup import backup
+from .backup import default_output as default_backup_path
 from .checks import run_checks
 from .context import Context, expected_services, load, pause_point
 from .extension_runtime import (
@@ -45,11 +53,23 @@ from .operation import operation, recover, repair_if_idle
 from .preflight import decide_platform, require_free_ports, require_valid_platform
 from .reach import url_host
 from .removal import remove_installation, remove_volumes
+from .restore import restore
 from .status import build_status, containers, networks, ours, service_running, volumes
 from .tool_servers import sync_tool_servers, tool_servers_involved, tool_servers_lag
+from .update_undo import keep_previous, last_update, without_origin
+from .update_undo import roll_back as roll_back_update
 
 __all__ = [
     "Context",
+    "UpdateRecord",
+    "keep_previous",
+    "last_update",
+    "roll_back_update",
+    "without_origin",
+    "backup",
+    "default_backup_path",
+    "restore",
+    "verify_archive",
     "PullProgress",
     "build_status",
     "containers",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..docker_client import Compose, PullProgress, translate_compose_error
 from ..errors import StackError
@@ -60,13 +60,18 @@ def update_targets(ctx: Context, listed: list[ContainerInfo]) -> list[ImageTarge
     return targets
 
 
-def pull_updates(ctx: Context, stream: bool) -> None:
+def pull_updates(ctx: Context, stream: bool, skip: Sequence[ImageTarget] = ()) -> None:
     """`docker compose pull` for each project, with compose's own progress when `stream`.
 
-    A failure raises before anything is recreated, so the stack is left as it was.
+    `skip`: services not to pull (images built locally). A failure raises before
+    anything is recreated, so the stack is left as it was.
     """
+    skipped = {(t.project, t.service) for t in skip}
     for compose in _projects(ctx):
-        _pull(compose, stream)
+        services = [s for s, spec in compose.config().services.items() if spec.image]
+        wanted = [s for s in services if (compose.project, s) not in skipped]
+        if wanted:
+            _pull(compose, stream, wanted if len(wanted) < len(services) else [])
 
 
 def image_changes(ctx: Context, targets: list[ImageTarget]) -> tuple[list[ImageChange], list[ImageTarget]]:
@@ -113,12 +118,12 @@ def _projects(ctx: Context, *, for_up: bool = False) -> list[Compose]:
     return projects
 
 
-def _pull(compose: Compose, stream: bool) -> None:
+def _pull(compose: Compose, stream: bool, services: list[str]) -> None:
     if stream:
-        code = compose.stream("pull", scrub=False)
+        code = compose.stream("pull", *services, scrub=False)
         stderr = ""
     else:
-        result = compose.run("pull", "--quiet")
+        result = compose.run("pull", "--quiet", *services)
         code, stderr = result.returncode, result.stderr
     if code != 0 and not stderr:
         # Streamed: compose's own messages, shown above, name the image and the reason.

@@ -19,12 +19,15 @@ from ..errors import ExitCode, StackError
 from ..schemas import ContainerInfo, JournalEntry, Platform, PreState
 from .context import Context, load
 from .extension_runtime import stop_all_extensions
+from .volumes import finish_restore, remove_helpers, undo_restore
 
 # Home files an operation may change, restored on rollback (home-relative).
 TRACKED_FILES = (config.STATE_FILE, config.ENV_FILE, f"{config.PROXY_CONFIG_DIR}/{config.PROXY_CONFIG_FILE}")
 
 # Steps `rollback` knows how to undo; others (recreate, stop) can only be reported.
-UNDOABLE_STEPS = ("compose_up", "extensions_up", "files")
+UNDOABLE_STEPS = ("compose_up", "extensions_up", "files", "stack_down", "stash", "extract")
+# Steps after which a stopped stack is brought back up by a rollback.
+BRINGS_BACK = ("compose_up", "stack_down")
 
 
 @contextmanager
@@ -37,20 +40,25 @@ def operation(
     docker: bool = True,
     platform: Platform | None = None,
     listed: list[ContainerInfo] | None = None,
+    stash: list[str] | None = None,
+    helper_image: str | None = None,
 ) -> Iterator[Journal]:
     """Run a journaled change; on failure or Ctrl-C, undo what it did and say so.
 
     `docker=False` for changes to the home's files only (no engine needed to undo).
-    A change that had started bringing containers up over a running stack also brings
-    the previous stack back. Ctrl-C becomes exit 130 once the undo is done.
+    A change that had started bringing containers up over a running stack (or had
+    stopped it) also brings the previous stack back. `stash` names the volumes a restore
+    sets aside inside themselves, read by helper containers of `helper_image`. Ctrl-C
+    becomes exit 130 once the undo is done.
     """
     pre_state = capture_pre_state(ctx, docker, listed)
+    pre_state.stashed_volumes, pre_state.helper_image = stash or [], helper_image
     journal = Journal.begin(ctx.home, name, ctx.project, steps, pre_state, platform or ctx.platform, TRACKED_FILES)
     try:
         yield journal
     except BaseException as exc:
         undone = rollback(ctx.home, ctx.engine, journal.entry)
-        if docker and any(s.name == "compose_up" and s.status != "planned" for s in journal.entry.steps):
+        if docker and _brings_back(journal.entry):
             try:
                 restored = restore_previous(ctx, journal.entry)
             except StackError as again:
@@ -104,12 +112,19 @@ def rollback(home: Path, engine: Engine, entry: JournalEntry) -> list[str]:
     """
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        if entry.pre_state.helper_image:
+            remove_helpers(engine, entry.project)
+        if _committing(entry):
+            finish_restore(engine, entry)
+            return ["finished it (the restored data is kept; the previous data was dropped)"]
         undone: list[str] = []
         for step in reversed(entry.steps):
             if step.status == "planned":
                 continue
             if step.name in ("compose_up", "extensions_up"):
                 undone.extend(_remove_created(engine, entry))
+            elif step.name == "stash":
+                undone.extend(undo_restore(engine, entry))
             elif step.name == "files":
                 restored, kept = _restore_files(home, entry)
                 if restored:
@@ -119,6 +134,14 @@ def rollback(home: Path, engine: Engine, entry: JournalEntry) -> list[str]:
         return undone
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _committing(entry: JournalEntry) -> bool:
+    return any(s.name == "commit" and s.status != "planned" for s in entry.steps)
+
+
+def _brings_back(entry: JournalEntry) -> bool:
+    return not _committing(entry) and any(s.name in BRINGS_BACK and s.status != "planned" for s in entry.steps)
 
 
 def _remove_created(engine: Engine, entry: JournalEntry) -> list[str]:
@@ -204,8 +227,20 @@ def recover(home: Path, engine: Engine) -> str | None:
         ctx.compose(entry.platform or ctx.state.platform).down()
         journal.close()
         return f"{found}: finished stopping it."
+    committing = _committing(entry)
     undone = rollback(home, engine, entry)
+    if any(s.name == "stack_down" and s.status != "planned" for s in entry.steps) and not committing:
+        ctx = load(home)
+        ctx._engine = engine
+        try:
+            restored = restore_previous(ctx, entry)
+        except StackError as exc:
+            restored = f"could not bring the stack back up ({exc.message}); run `ollama-stack start`"
+        if restored:
+            undone.append(restored)
     journal.close()
+    if committing:
+        return f"{found}: it had all but finished; {'; '.join(undone)}."
     started = [s.name for s in entry.steps if s.status != "planned" and s.name not in UNDOABLE_STEPS]
     if started and not undone:
         return (

@@ -117,6 +117,10 @@ class StackHome:
     def cleanup(self) -> None:
         for container in self.containers():
             container.remove(force=True)
+        for image in self.client.images.list(name=f"ollama-stack-previous/{self.project}-*"):
+            for tag in image.tags:
+                if tag.startswith(f"ollama-stack-previous/{self.project}-"):
+                    self.client.images.remove(tag)  # the update's keep-tags (untag only)
         for network in self.networks():
             network.remove()
         for volume in self.volumes():
@@ -200,11 +204,11 @@ def registry(docker_client: Any) -> Iterator[str]:
         docker_client.images.prune(filters={"dangling": True, "label": "ollama-stack.test=1"})
 
 
-def publish(client: Any, registry: str, name: str, version: str) -> str:
-    """Push a distinct image (stub + a label) as registry/name:test, then drop it locally."""
+def publish(client: Any, registry: str, name: str, version: str, extra: str = "") -> str:
+    """Push a distinct image (stub, a label, `extra` Dockerfile lines) as registry/name:test; drop it locally."""
     reference = f"{registry}/{name}:test"
     context = Path(tempfile.mkdtemp(prefix="ostest-image-"))
-    (context / "Dockerfile").write_text(f"FROM {STUB_IMAGE}\nLABEL ostest.version={version}\n")
+    (context / "Dockerfile").write_text(f"FROM {STUB_IMAGE}\nLABEL ostest.version={version}\n{extra}")
     image, _ = client.images.build(
         path=str(context), tag=reference, labels={"ollama-stack.test": "1"}, rm=True, forcerm=True
     )
