@@ -237,16 +237,21 @@ def _http_request(
             on_line(line)
         return response.status, b""
     except (OSError, http.client.HTTPException) as exc:
-        reason = (conn.failure() if keep else "") or _short(exc)
-        if keep:
-            http_conn.close()
-        raise docker_unavailable(
-            f"Cannot connect to the Docker engine at {endpoint.host} ({endpoint.source}): is it running? ({reason})",
-            ENGINE_HINT,
-        ) from exc
+        raise _unreachable(conn, endpoint, exc, keep) from exc
     finally:
         if not keep:
             http_conn.close()
+
+
+def _unreachable(conn: Any, endpoint: EngineEndpoint, exc: BaseException, keep: bool) -> StackError:
+    """The engine did not answer (exit 4), with ssh's own last words when it went through ssh."""
+    reason = (conn.failure() if keep else "") or _short(exc)
+    if keep:
+        conn.http.close()
+    return docker_unavailable(
+        f"Cannot connect to the Docker engine at {endpoint.host} ({endpoint.source}): is it running? ({reason})",
+        ENGINE_HINT,
+    )
 
 
 def send_request(
@@ -278,13 +283,7 @@ def send_request(
         http_conn.request(method, url, body=body, headers=headers, encode_chunked=chunked)
         return http_conn.getresponse()
     except (OSError, http.client.HTTPException) as exc:
-        reason = (conn.failure() if keep else "") or _short(exc)
-        if keep:
-            http_conn.close()
-        raise docker_unavailable(
-            f"Cannot connect to the Docker engine at {endpoint.host} ({endpoint.source}): is it running? ({reason})",
-            ENGINE_HINT,
-        ) from exc
+        raise _unreachable(conn, endpoint, exc, keep) from exc
 
 
 def _connect(endpoint: EngineEndpoint) -> Any:
