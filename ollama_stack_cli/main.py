@@ -329,10 +329,12 @@ def restore(
     yes: YesOption = False,
     json_: JsonOption = False,
 ) -> None:
-    """Verify an archive, then replace this home's data and .env with it; the stack is started again if it ran.
+    """Replace this home's data and .env with an archive's; the stack is started again if it ran.
 
-    Nothing changes if the archive is damaged or foreign. A failure or interruption
-    puts the previous data back. Into an empty home, this moves a stack to another machine.
+    The archive is checked member by member as it is unpacked beside the current data,
+    so nothing changes (and a running stack keeps running) if it is damaged or foreign.
+    A failure or interruption puts the previous data back. Into an empty home, this
+    moves a stack to another machine.
     """
     from .commands import restore as restore_cmd
     from .commands import start as start_cmd

@@ -1,4 +1,4 @@
-"""`restore FILE`: verify the whole archive, then put its data and files back (SPEC 13)."""
+"""`restore FILE`: put an archive's data and files back, checking all of it on the way in (SPEC 13)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,34 @@ from pathlib import Path
 
 from .. import stack
 from ..errors import StackError
-from ..output import Output, confirm
+from ..output import Output, TransferDisplay, confirm
 from ..schemas import RestoreReport
 
 
 def run(ctx: stack.Context, output: Output, archive: Path, yes: bool) -> RestoreReport:
-    output.progress(f"Verifying {archive} (every checksum, the database's integrity)...")
-    manifest = stack.verify_archive(archive)
+    manifest = stack.archive_manifest(archive)  # the first member only: the rest is checked as it is unpacked
     if manifest.project != ctx.project:
         output.warn(
             f"The archive comes from project {manifest.project}; it is restored under this home's {ctx.project}."
         )
     running = bool(stack.ours(ctx, stack.containers(ctx)))
     if running and not confirm(
-        output, f"Stop {ctx.project} and replace its data with the archive's?", yes, "Stopping the running stack"
+        output,
+        f"Replace {ctx.project}'s data with the archive's? It stops once the archive has been verified.",
+        yes,
+        "Stopping the running stack",
     ):
         raise StackError("Cancelled: nothing was changed.", slug="cancelled")
-    return stack.restore(ctx, archive.resolve(), manifest, running, output.progress)
+    size = archive.stat().st_size
+    with TransferDisplay(output, plain_every=5.0, say_done=False) as display:
+        return stack.restore(
+            ctx,
+            archive.resolve(),
+            manifest,
+            running,
+            output.progress,
+            lambda done: display.update(archive.name, done, size),
+        )
 
 
 def render(report: RestoreReport, output: Output) -> None:

@@ -6,7 +6,7 @@ for a user without root and on a remote engine; bodies stream, memory stays flat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -91,8 +91,12 @@ class Archives:
     def put_archive(self, container_id: str, path: str, chunks: Iterable[bytes]) -> None:
         """Extract a tar stream (plain or gzipped) at `path` in a container, sent as it is read."""
         query = {"path": path, "copyUIDGID": "1"}
-        with self._stream("PUT", f"/containers/{container_id}/archive", query, chunks):
-            pass
+        body = _read_ahead(chunks)
+        try:
+            with self._stream("PUT", f"/containers/{container_id}/archive", query, body):
+                pass
+        finally:
+            body.close()  # stops the reader at once when the upload failed
 
     @contextmanager
     def _stream(self, method: str, path: str, query: dict[str, str], body: Iterable[bytes] | None) -> Iterator[Any]:
@@ -140,6 +144,57 @@ class Archives:
             yield response.raw
         finally:
             response.close()
+
+
+def _read_ahead(chunks: Iterable[bytes], depth: int = 8) -> Generator[bytes, None, None]:
+    """The chunks, produced by a thread while the engine takes the previous ones.
+
+    Reading, checking and hashing an archive then overlap the engine's unpacking
+    instead of taking turns with it. At most `depth` chunks wait (memory stays flat);
+    the producer's error is raised here, in its place in the stream. Closing this
+    generator stops the producer and closes its iterator (its files, its scratch).
+    """
+    import queue
+    import threading
+
+    waiting: queue.Queue[Any] = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def hand_over(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        source = iter(chunks)
+        last: Any = end
+        try:
+            for chunk in source:
+                if not hand_over(chunk):
+                    return
+        except BaseException as exc:  # raised again on the consumer's side
+            last = exc
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        hand_over(last)
+
+    producer = threading.Thread(target=produce, name="ollama-stack-read-ahead", daemon=True)
+    producer.start()
+    try:
+        while (item := waiting.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        producer.join(timeout=30)
 
 
 def _demux(stream: bytes) -> bytes:

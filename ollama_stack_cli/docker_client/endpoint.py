@@ -284,6 +284,11 @@ def send_request(
         return http_conn.getresponse()
     except (OSError, http.client.HTTPException) as exc:
         raise _unreachable(conn, endpoint, exc, keep) from exc
+    except BaseException:
+        # The body stopped mid-way (a refusal raised while streaming it, Ctrl-C): close, so
+        # the engine sees the upload end instead of waiting for the rest with the container busy.
+        http_conn.close()
+        raise
 
 
 def _connect(endpoint: EngineEndpoint) -> Any:

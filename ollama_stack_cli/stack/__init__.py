@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from ..docker_client import PullProgress
 from ..schemas import UpdateRecord
-from .archive import verify_archive
+from .archive import archive_manifest, verify_archive
 from .backup import backup
 from .backup import default_output as default_backup_path
 from .checks import run_checks
@@ -69,6 +69,7 @@ __all__ = [
     "backup",
     "default_backup_path",
     "restore",
+    "archive_manifest",
     "verify_archive",
     "PullProgress",
     "build_status",

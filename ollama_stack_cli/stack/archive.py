@@ -9,6 +9,7 @@ vouch for: a member that is missing, extra, changed, or whose name would escape.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import os
@@ -16,10 +17,10 @@ import sqlite3
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any, cast
 
 from pydantic import ValidationError
 
@@ -86,14 +87,40 @@ def refuse(path: Path, problem: str) -> StackError:
     return StackError(f"{path} cannot be restored: {problem}. Nothing was changed.", ARCHIVE_HINT, slug="bad_archive")
 
 
+class ArchiveReader:
+    """One pass over an archive's members in order, memory flat whatever their count.
+
+    tarfile's seekable mode (not its stream mode, whose buffer joins cost seconds per
+    gigabyte), minus the list of every header read, which one pass never needs.
+    """
+
+    def __init__(self, tar: tarfile.TarFile, raw: IO[bytes]) -> None:
+        self.tar = tar
+        self.raw = raw
+
+    def next(self) -> tarfile.TarInfo | None:
+        info = self.tar.next()
+        cast(Any, self.tar).members.clear()  # tarfile's own list of headers read (not in its stubs)
+        return info
+
+    def extractfile(self, info: tarfile.TarInfo) -> IO[bytes]:
+        handle = self.tar.extractfile(info)
+        assert handle is not None  # only asked for regular files
+        return handle
+
+    def position(self) -> int:
+        """How far into the file (compressed bytes for a .tar.gz) the reading is."""
+        return self.raw.tell()
+
+
 @contextmanager
-def read_archive(path: Path) -> Iterator[tarfile.TarFile]:
-    """The archive as a tar stream (gzip detected), with read errors as one clear refusal."""
+def read_archive(path: Path) -> Iterator[ArchiveReader]:
+    """The archive's members in order (gzip detected), with read errors as one clear refusal."""
     if not path.is_file():
         raise StackError(f"No backup archive at {path}.", "Check the path.", slug="bad_archive")
     try:
-        with path.open("rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
-            yield tar
+        with path.open("rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
+            yield ArchiveReader(tar, raw)
     except tarfile.ReadError as exc:
         if "unexpected end" in str(exc):
             raise refuse(path, "it is truncated (it ends in the middle of a member)") from None
@@ -104,14 +131,12 @@ def read_archive(path: Path) -> Iterator[tarfile.TarFile]:
         raise refuse(path, f"it is truncated or damaged ({exc or 'it ends too early'})") from None
 
 
-def read_manifest(path: Path, tar: tarfile.TarFile) -> BackupManifest:
+def read_manifest(path: Path, tar: ArchiveReader) -> BackupManifest:
     first = tar.next()
     if first is None or first.name != MANIFEST_NAME or not first.isreg():
         raise refuse(path, f"it is not an ollama-stack backup (its first member is not {MANIFEST_NAME})")
-    handle = tar.extractfile(first)
-    assert handle is not None
     try:
-        manifest = BackupManifest.model_validate_json(handle.read())
+        manifest = BackupManifest.model_validate_json(tar.extractfile(first).read())
     except ValidationError as exc:
         raise refuse(path, f"its manifest is not valid ({exc.errors()[0]['msg']})") from None
     if manifest.format > FORMAT_VERSION:
@@ -124,46 +149,129 @@ def read_manifest(path: Path, tar: tarfile.TarFile) -> BackupManifest:
     return manifest
 
 
-def verify_archive(path: Path, on_progress: object = None) -> BackupManifest:
-    """Read the whole archive: every member listed, unchanged, safely named; the database sound.
-
-    Raises a StackError naming the first problem; nothing is written anywhere but a
-    temporary copy of the database for `PRAGMA integrity_check`.
-    """
+def archive_manifest(path: Path) -> BackupManifest:
+    """Only the manifest (the first member): what a restore will do, before it reads the rest."""
     with read_archive(path) as tar:
-        manifest = read_manifest(path, tar)
-        expected = {m.name: m for m in manifest.members}
-        seen: set[str] = set()
-        with tempfile.TemporaryDirectory(prefix="ollama-stack-verify-") as scratch:
-            database = Path(scratch) / DATABASE
-            while (info := tar.next()) is not None:  # not `for`: a stream's iteration starts over
-                _check_member(path, info, expected, seen)
-                member = expected[info.name]
-                if member.type != "file":
-                    continue
-                handle = tar.extractfile(info)
-                assert handle is not None
-                wanted_db = manifest.database is not None and info.name in (
-                    manifest.database,
-                    f"{manifest.database}-wal",
+        return read_manifest(path, tar)
+
+
+class MemberCheck:
+    """Checks an archive's members as they stream by: listed, unchanged, safely named, the database sound.
+
+    The same checks serve a dry read (`verify_archive`) and a restore that unpacks
+    while it reads (`staged_volumes`): each raises a refusal naming the member.
+    """
+
+    def __init__(self, path: Path, manifest: BackupManifest, scratch: Path) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.expected = {m.name: m for m in manifest.members}
+        self.seen: set[str] = set()
+        self.database = scratch / DATABASE
+
+    def member(self, info: tarfile.TarInfo) -> BackupMember:
+        _check_member(self.path, info, self.expected, self.seen)
+        return self.expected[info.name]
+
+    def data(self, tar: ArchiveReader, info: tarfile.TarInfo, member: BackupMember) -> Iterator[bytes]:
+        """The member's bytes as they are read (the database also copied aside); a refusal if they changed."""
+        handle = tar.extractfile(info)
+        database = self.manifest.database
+        wanted_db = database is not None and info.name in (database, f"{database}-wal")
+        target = self.database.with_name(DATABASE + info.name[len(database or "") :]) if wanted_db else None
+        with target.open("wb") if target else _nowhere() as copy:
+            reader = HashingReader(handle, copy)
+            while chunk := reader.read(CHUNK):
+                yield chunk
+        if reader.size != member.size or reader.hash.hexdigest() != member.sha256:
+            raise refuse(self.path, f"member {info.name} does not match its checksum (the archive is damaged)")
+
+    def finish(self) -> None:
+        missing = sorted(set(self.expected) - self.seen)
+        if missing:
+            raise refuse(self.path, f"it is truncated: member {missing[0]} is missing")
+        if self.manifest.database is not None:
+            problem = integrity_problem(self.database)
+            if problem:
+                raise refuse(
+                    self.path,
+                    f"its database copy {self.manifest.database} fails PRAGMA integrity_check ({problem})",
                 )
-                target = database.with_name(DATABASE + info.name[len(manifest.database or "") :]) if wanted_db else None
-                with target.open("wb") if target else _nowhere() as copy:
-                    reader = HashingReader(handle, copy)
-                    while reader.read(CHUNK):
-                        pass
-                if reader.size != member.size or reader.hash.hexdigest() != member.sha256:
-                    raise refuse(path, f"member {info.name} does not match its checksum (the archive is damaged)")
-            missing = sorted(set(expected) - seen)
-            if missing:
-                raise refuse(path, f"it is truncated: member {missing[0]} is missing")
-            if manifest.database is not None:
-                problem = integrity_problem(database)
-                if problem:
-                    raise refuse(
-                        path, f"its database copy {manifest.database} fails PRAGMA integrity_check ({problem})"
-                    )
+
+
+def verify_archive(path: Path) -> BackupManifest:
+    """Read the whole archive and check every member (see `MemberCheck`); the manifest when all is sound.
+
+    Nothing is written anywhere but a temporary copy of the database for `PRAGMA integrity_check`.
+    """
+    with read_archive(path) as tar, tempfile.TemporaryDirectory(prefix="ollama-stack-verify-") as scratch:
+        manifest = read_manifest(path, tar)
+        check = MemberCheck(path, manifest, Path(scratch))
+        while (info := tar.next()) is not None:  # not `for`: a stream's iteration starts over
+            member = check.member(info)
+            if member.type == "file":
+                for _ in check.data(tar, info, member):
+                    pass
+        check.finish()
     return manifest
+
+
+def staged_volumes(path: Path, into: dict[str, str], on_bytes: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    """The archive's volume members as a plain tar for the engine, checked as they pass (one read).
+
+    `volumes/<volume>/<name>` becomes `<into[volume]>/<name>`: a stage folder beside the
+    volume's current data, never over it (or the root of a volume the restore has just
+    created). Every check of `verify_archive` runs on the way; a failure raises before
+    the tar's end marker is sent, so the engine only ever holds data the caller removes.
+    `on_bytes` hears how far into the file it has read. Headers and small files go out
+    in batches; large pieces as they are.
+    """
+    with read_archive(path) as tar, tempfile.TemporaryDirectory(prefix="ollama-stack-verify-") as scratch:
+        check = MemberCheck(path, read_manifest(path, tar), Path(scratch))
+        pending = bytearray()
+        while (info := tar.next()) is not None:
+            member = check.member(info)
+            data = check.data(tar, info, member) if member.type == "file" else iter(())
+            if not info.name.startswith(VOLUME_PREFIX):
+                for _ in data:  # a home file: checked here, written by the restore itself
+                    pass
+                continue
+            pending += _renamed(path, info, into).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+            for chunk in data:
+                if len(chunk) < CHUNK // 4:
+                    pending += chunk
+                    continue
+                if pending:
+                    yield bytes(pending)
+                    pending.clear()
+                yield chunk
+                if on_bytes is not None:
+                    on_bytes(tar.position())
+            if info.size % tarfile.BLOCKSIZE and member.type == "file":
+                pending += tarfile.NUL * (tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE)
+            if len(pending) >= CHUNK:
+                yield bytes(pending)
+                pending.clear()
+        check.finish()
+        yield bytes(pending) + tarfile.NUL * (2 * tarfile.BLOCKSIZE)  # the end marker, only now
+        if on_bytes is not None:
+            on_bytes(tar.position())
+
+
+def _renamed(path: Path, info: tarfile.TarInfo, into: dict[str, str]) -> tarfile.TarInfo:
+    """A volume member's header under the folder its volume is unpacked into."""
+    volume, _, relative = info.name[len(VOLUME_PREFIX) :].partition("/")
+    if volume not in into:
+        raise refuse(path, f"member {info.name} belongs to no volume of its manifest")
+    renamed = copy.copy(info)
+    renamed.pax_headers = {k: v for k, v in info.pax_headers.items() if k not in ("path", "linkpath")}
+    renamed.name = f"{into[volume]}/{relative}"
+    if info.islnk():
+        link_volume, _, link = info.linkname[len(VOLUME_PREFIX) :].partition("/")
+        if link_volume != volume:
+            raise refuse(path, f"member {info.name} links to another volume")
+        renamed.linkname = f"{into[volume]}/{link}"
+    return renamed
 
 
 def _check_member(path: Path, info: tarfile.TarInfo, expected: dict[str, BackupMember], seen: set[str]) -> None:

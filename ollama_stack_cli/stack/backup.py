@@ -37,7 +37,7 @@ from .archive import (
     volume_member,
 )
 from .context import Context, expected_services, pause_point
-from .volumes import MOUNT, STASH_PREFIX, Helpers, volume_name
+from .volumes import MOUNT, STAGE_PREFIX, STASH_PREFIX, Helpers, volume_name
 
 HOME_FILES = (config.ENV_FILE, config.STATE_FILE)
 DATA_DIR = "/app/backend/data"
@@ -204,7 +204,7 @@ def _copy_volume(
                 continue
             relative = info.name[len(top) + 1 :]
             first = relative.split("/", 1)[0]
-            if first.startswith(STASH_PREFIX) or (volume == DATA_VOLUME and first == "cache"):
+            if first.startswith((STASH_PREFIX, STAGE_PREFIX)) or (volume == DATA_VOLUME and first == "cache"):
                 continue
             kind = member_type(info)
             if kind is None:

@@ -25,7 +25,7 @@ from .volumes import finish_restore, remove_helpers, undo_restore
 TRACKED_FILES = (config.STATE_FILE, config.ENV_FILE, f"{config.PROXY_CONFIG_DIR}/{config.PROXY_CONFIG_FILE}")
 
 # Steps `rollback` knows how to undo; others (recreate, stop) can only be reported.
-UNDOABLE_STEPS = ("compose_up", "extensions_up", "files", "stack_down", "stash", "extract")
+UNDOABLE_STEPS = ("compose_up", "extensions_up", "files", "stack_down", "stage", "stash", "swap")
 # Steps after which a stopped stack is brought back up by a rollback.
 BRINGS_BACK = ("compose_up", "stack_down")
 
@@ -48,7 +48,7 @@ def operation(
     `docker=False` for changes to the home's files only (no engine needed to undo).
     A change that had started bringing containers up over a running stack (or had
     stopped it) also brings the previous stack back. `stash` names the volumes a restore
-    sets aside inside themselves, read by helper containers of `helper_image`. Ctrl-C
+    stages into and sets aside inside themselves, through helper containers of `helper_image`. Ctrl-C
     becomes exit 130 once the undo is done.
     """
     pre_state = capture_pre_state(ctx, docker, listed)
@@ -123,7 +123,7 @@ def rollback(home: Path, engine: Engine, entry: JournalEntry) -> list[str]:
                 continue
             if step.name in ("compose_up", "extensions_up"):
                 undone.extend(_remove_created(engine, entry))
-            elif step.name == "stash":
+            elif step.name == "stage":  # reached last, in reverse: the stash and swap are undone with it
                 undone.extend(undo_restore(engine, entry))
             elif step.name == "files":
                 restored, kept = _restore_files(home, entry)

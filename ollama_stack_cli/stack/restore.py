@@ -1,61 +1,81 @@
-"""`restore FILE`: put a verified archive's data and files back, under the journal (SPEC 13).
+"""`restore FILE`: put an archive's data and files back, under the journal (SPEC 13).
 
-Steps, each journaled: `stack_down` (only if it ran), `stash` (each volume's current
-contents set aside inside it), `extract` (the archive streamed into the volumes by the
-engine), `files` (`.env` and state, through config), `commit` (the stashes dropped).
-Until `commit` starts, a failure, Ctrl-C or `kill -9` ends with the old data back
-(`operation.rollback`); once it has started, the restore is finished instead. Never a mix.
+Steps, each journaled: `stage` (the archive read once: every member checked as it
+streams to the engine, which unpacks it into a hidden stage folder inside each
+existing volume while the stack still runs, or straight into a volume the restore
+creates), `stack_down` (only if it ran), `stash` (each existing volume's current
+contents set aside inside it), `swap` (the staged contents moved into place), `files`
+(`.env` and state, through config), `commit` (the stashes dropped). A bad archive
+fails in `stage`: the staged data goes, nothing else was touched and a running stack
+never stopped. Until `commit` starts, a failure, Ctrl-C or `kill -9` ends with the old
+data back (`operation.rollback`); once it has started, the restore is finished
+instead. Never a mix. Stashing and swapping are renames, so the stack is down only
+for those.
 """
 
 from __future__ import annotations
 
+import hashlib
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import config
 from ..errors import StackError
 from ..schemas import BackupManifest, RestoreReport
-from .archive import CHUNK, HOME_PREFIX, VOLUME_PREFIX, read_archive
+from .archive import HOME_PREFIX, read_archive, refuse, staged_volumes
 from .backup import HOME_FILES, helper_image
 from .context import Context
 from .extension_runtime import stop_all_extensions
 from .operation import operation
-from .volumes import Helpers, ensure_volume, finish_restore, volume_name
+from .volumes import Helpers, ensure_volume, finish_restore, stage_dir, volume_name
 
-STEPS = ["stack_down", "stash", "extract", "files", "commit"]
-ROOT = "/r"  # where the helper mounts the volumes, as the archive names them: /r/volumes/<volume>
+STEPS = ["stage", "stack_down", "stash", "swap", "files", "commit"]
+ROOT = "/r"  # where the helper mounts the volumes, by the archive's names: /r/<volume>
 
 
 def restore(
-    ctx: Context, archive: Path, manifest: BackupManifest, running: bool, on_progress: Callable[[str], None]
+    ctx: Context,
+    archive: Path,
+    manifest: BackupManifest,
+    running: bool,
+    on_progress: Callable[[str], None],
+    on_bytes: Callable[[int], None] | None = None,
 ) -> RestoreReport:
-    """Replace the volumes and home files with the archive's (already verified)."""
-    archived = _home_files(archive)
+    """Replace the volumes and home files with the archive's, checking all of it on the way in."""
+    archived = _home_files(archive, manifest)
     home_files = config.restored_home_files(archived.get(config.ENV_FILE), archived.get(config.STATE_FILE), ctx.project)
     existing = ctx.engine.volumes(ctx.project)
     targets = [volume_name(ctx.project, v) for v in manifest.volumes]
     image = _image(ctx, manifest)
     helpers = Helpers(ctx.engine, ctx.project, image)
     with operation(ctx, "restore", STEPS, on_progress, stash=targets, helper_image=image) as journal:
+        kept = [name for name in targets if name in existing]  # a volume the restore creates needs no swap
+        with journal.step("stage"):
+            on_progress(f"Verifying {archive.name} while unpacking it beside the current data...")
+            into = {}
+            for volume, name in zip(manifest.volumes, targets, strict=True):
+                ensure_volume(ctx.engine, ctx.project, volume, existing)
+                into[volume] = f"{volume}/{stage_dir(journal.entry.id)}" if name in kept else volume
+            stream = staged_volumes(archive, into, on_bytes)
+            if targets:
+                mounts = {name: f"{ROOT}/{v}" for v, name in zip(manifest.volumes, targets, strict=True)}
+                with helpers.container(mounts) as container:
+                    ctx.engine.put_archive(container, ROOT, stream)
+            else:
+                for _ in stream:  # nothing to unpack; still check every member
+                    pass
         with journal.step("stack_down"):
             if running:
-                on_progress(f"Stopping {ctx.project} for the restore...")
+                on_progress(f"Stopping {ctx.project} to swap the data in...")
                 stop_all_extensions(ctx)
                 ctx.compose().down()
         with journal.step("stash"):
-            for volume, name in zip(manifest.volumes, targets, strict=True):
-                ensure_volume(ctx.engine, ctx.project, volume, existing)
-                if name in existing:
-                    helpers.stash(name, journal.entry.id)
-        with journal.step("extract"):
-            on_progress(f"Restoring {', '.join(manifest.volumes) or 'no volume'} from {archive.name}...")
-            mounts = {
-                name: f"{ROOT}/{VOLUME_PREFIX}{volume}" for volume, name in zip(manifest.volumes, targets, strict=True)
-            }
-            if mounts:
-                with helpers.container(mounts) as container:
-                    ctx.engine.put_archive(container, ROOT, _chunks(archive))
+            for name in kept:
+                helpers.stash(name, journal.entry.id)
+        with journal.step("swap"):
+            for name in kept:
+                helpers.swap_in(name, journal.entry.id)
         journal.expect_files(home_files)  # so an undo knows these files as its own writing
         with journal.step("files"):
             config.write_home_files(ctx.home, home_files)
@@ -87,8 +107,9 @@ def _image(ctx: Context, manifest: BackupManifest) -> str:
         raise
 
 
-def _home_files(archive: Path) -> dict[str, str]:
-    """The archive's `.env` and state file (small; they come right after the manifest)."""
+def _home_files(archive: Path, manifest: BackupManifest) -> dict[str, str]:
+    """The archive's `.env` and state file (small; right after the manifest), checked against it."""
+    sums = {m.name: m.sha256 for m in manifest.members}
     found: dict[str, str] = {}
     with read_archive(archive) as tar:
         tar.next()  # the manifest
@@ -97,14 +118,10 @@ def _home_files(archive: Path) -> dict[str, str]:
                 break
             name = info.name[len(HOME_PREFIX) :]
             if name in HOME_FILES and info.isreg():
-                handle = tar.extractfile(info)
-                assert handle is not None
-                found[name] = handle.read().decode("utf-8")
+                content = tar.extractfile(info).read()
+                if info.name not in sums:
+                    raise refuse(archive, f"member {info.name} is not in its manifest (a foreign or altered archive)")
+                if hashlib.sha256(content).hexdigest() != sums[info.name]:
+                    raise refuse(archive, f"member {info.name} does not match its checksum (the archive is damaged)")
+                found[name] = content.decode("utf-8")
     return found
-
-
-def _chunks(archive: Path) -> Iterator[bytes]:
-    """The archive file as it is read, for the engine to extract (it reads gzip too)."""
-    with archive.open("rb") as raw:
-        while chunk := raw.read(CHUNK):
-            yield chunk

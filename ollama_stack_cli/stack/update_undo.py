@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from .. import config
 from ..errors import StackError
 from ..schemas import ImageTarget, PreviousImage, UpdateRecord
-from .archive import DATA_VOLUME, verify_archive
+from .archive import DATA_VOLUME, archive_manifest
 from .backup import backup
 from .context import Context
 from .extension_runtime import stop_all_extensions
@@ -100,7 +100,7 @@ def roll_back(ctx: Context, record: UpdateRecord, running: bool, on_progress: Ca
     archive = Path(record.backup) if record.backup else None
     if archive is not None and archive.is_file():
         on_progress(f"Putting Open WebUI's data back from {archive}...")
-        restore(ctx, archive, verify_archive(archive), running, on_progress)
+        restore(ctx, archive, archive_manifest(archive), running, on_progress)
     elif running:
         with operation(ctx, "update --rollback", ["compose_down"], on_progress) as journal:
             with journal.step("compose_down"):

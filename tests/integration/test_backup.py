@@ -295,6 +295,28 @@ def test_a_bad_archive_is_refused_naming_the_problem_with_nothing_changed(
     assert stack_seeded.env_text() == env_before
 
 
+def stage_folders(home: StackHome) -> list[str]:
+    return [name for name in in_volume(home, "ls -a /d").split() if name.startswith(".ollama-stack-")]
+
+
+def test_a_damaged_archive_never_stops_the_running_stack(stack_seeded: StackHome, tmp_path: Path) -> None:
+    in_volume(stack_seeded, "head -c 3000000 /dev/urandom > /d/uploads/big.bin")  # megabytes sent before the flaw
+    bad = tmp_path / "bad.tar"
+    assert stack_seeded.cli("backup", "--output", str(bad)).code == 0
+    last = [m for m in members(bad) if m.isreg()][-1]
+    assert last.offset_data > offset_of(bad, "volumes/open_webui_data/uploads/big.bin")
+    flip(bad, last.offset_data + 10)
+    assert stack_seeded.cli("start", "--timeout", "60").code == 0
+    running = {c.id for c in stack_seeded.containers() if c.status == "running"}
+    before = listing(stack_seeded)
+    result = stack_seeded.cli("restore", str(bad), "--yes")
+    assert result.code == 1, result.stderr
+    assert f"{last.name} does not match its checksum" in result.stderr and "Nothing was changed" in result.stderr
+    assert {c.id for c in stack_seeded.containers() if c.status == "running"} == running  # never stopped
+    assert listing(stack_seeded) == before
+    assert stage_folders(stack_seeded) == []  # what was unpacked beside the data is gone
+
+
 def test_disk_full_while_writing_removes_the_partial_archive(stack_seeded: StackHome, tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("mounting a tiny tmpfs needs root")
@@ -366,10 +388,20 @@ def killed_then_started(home: StackHome, archive: Path, point: str) -> Any:
 
 def test_kill_9_mid_restore_is_rolled_back_by_the_next_command(changed_after_backup: Any) -> None:
     home, archive, before, env_before = changed_after_backup
-    result = killed_then_started(home, archive, "restore:extract:end")
+    result = killed_then_started(home, archive, "restore:swap:end")
     assert "Found an interrupted `restore`" in result.stderr and "put the previous data back" in result.stderr
     assert listing(home) == before
     assert home.env_text() == env_before
+
+
+def test_kill_9_after_unpacking_drops_the_stage_and_never_stopped_the_stack(changed_after_backup: Any) -> None:
+    home, archive, before, env_before = changed_after_backup
+    running = {c.id for c in home.containers() if c.status == "running"}
+    result = killed_then_started(home, archive, "restore:stage:end")
+    assert "Found an interrupted `restore`" in result.stderr
+    assert listing(home) == before and stage_folders(home) == []
+    assert home.env_text() == env_before
+    assert {c.id for c in home.containers() if c.status == "running"} == running
 
 
 def test_kill_9_while_committing_is_finished_by_the_next_command(changed_after_backup: Any) -> None:
