@@ -241,9 +241,10 @@ class TransferDisplay:
             if self.say_done:
                 size = human_size(total) if total else "its layers were already here"
                 self.output.progress(f"  {key}: pulled ({size})")
-        elif total and now - self.last_line.get(key, -self.plain_every) >= self.plain_every:
+        elif (total or completed) and now - self.last_line.get(key, -self.plain_every) >= self.plain_every:
             self.last_line[key] = now
-            self.output.progress(f"  {key}: {human_size(completed)} of {human_size(total)}")
+            of = f" of {human_size(total)}" if total else " so far"  # a volume's size is not known ahead
+            self.output.progress(f"  {key}: {human_size(completed)}{of}")
 
 
 def human_size(count: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import stack
-from ..output import Output
+from ..output import Output, TransferDisplay
 from ..schemas import BackupReport
 
 
@@ -13,7 +13,10 @@ def run(ctx: stack.Context, output: Output, path: Path | None, include_models: b
     running = stack.service_running(ctx, stack.containers(ctx), "webui")
     target = path or stack.default_backup_path(ctx)
     output.progress(f"Backing up {ctx.project} to {target}...")
-    return stack.backup(ctx, target, include_models, running, output.progress)
+    with TransferDisplay(output, plain_every=5.0, say_done=False) as display:
+        return stack.backup(
+            ctx, target, include_models, running, output.progress, lambda key, done: display.update(key, done, 0)
+        )
 
 
 def render(report: BackupReport, output: Output) -> None:

@@ -66,11 +66,14 @@ def is_gzip(path: Path) -> bool:
 
 
 class HashingReader:
-    """Reads through to a file object, hashing what passes (and optionally copying it)."""
+    """Reads through to a file object, hashing what passes (and optionally copying it, counting it)."""
 
-    def __init__(self, source: IO[bytes], copy: IO[bytes] | None = None) -> None:
+    def __init__(
+        self, source: IO[bytes], copy: IO[bytes] | None = None, on_read: Callable[[int], None] | None = None
+    ) -> None:
         self.source = source
         self.copy = copy
+        self.on_read = on_read
         self.hash = hashlib.sha256()
         self.size = 0
 
@@ -80,6 +83,8 @@ class HashingReader:
         self.size += len(data)
         if self.copy is not None:
             self.copy.write(data)
+        if self.on_read is not None:
+            self.on_read(len(data))
         return data
 
 

@@ -81,9 +81,17 @@ def helper_image(ctx: Context) -> str:
 
 
 def backup(
-    ctx: Context, output_path: Path, include_models: bool, running: bool, on_progress: Callable[[str], None]
+    ctx: Context,
+    output_path: Path,
+    include_models: bool,
+    running: bool,
+    on_progress: Callable[[str], None],
+    on_bytes: Callable[[str, int], None] | None = None,
 ) -> BackupReport:
-    """Write, verify and rename the archive; a failure or Ctrl-C leaves no file behind."""
+    """Write, verify and rename the archive; a failure or Ctrl-C leaves no file behind.
+
+    `on_bytes(volume, count)` hears how much of each volume has been read so far.
+    """
     existing = ctx.engine.volumes(ctx.project)
     wanted = [DATA_VOLUME] + ([MODELS_VOLUME] if include_models else [])
     volumes = [v for v in wanted if volume_name(ctx.project, v) in existing]
@@ -94,7 +102,7 @@ def backup(
     staging = output_path.with_name(f".{output_path.name}.staging-{os.getpid()}")
     snapshot = _take_snapshot(ctx, on_progress) if running and DATA_VOLUME in volumes else "none"
     try:
-        manifest = _write(ctx, staging, volumes, running, snapshot, on_progress)
+        manifest = _write(ctx, staging, volumes, running, snapshot, on_progress, on_bytes)
         if is_gzip(output_path) or not fill_slot(staging, manifest):
             rewrite(staging, temp, manifest, gzip=is_gzip(output_path))
             staging.unlink()
@@ -156,7 +164,13 @@ def _take_snapshot(ctx: Context, on_progress: Callable[[str], None]) -> str:
 
 
 def _write(
-    ctx: Context, path: Path, volumes: list[str], running: bool, snapshot: str, on_progress: Callable[[str], None]
+    ctx: Context,
+    path: Path,
+    volumes: list[str],
+    running: bool,
+    snapshot: str,
+    on_progress: Callable[[str], None],
+    on_bytes: Callable[[str, int], None] | None,
 ) -> BackupManifest:
     members: list[BackupMember] = []
     database: str | None = None
@@ -175,7 +189,8 @@ def _write(
                 on_progress(f"Reading volume {volume}...")
                 with helpers.container({volume_name(ctx.project, volume): MOUNT}) as container:
                     with ctx.engine.get_archive(container, MOUNT) as stream:
-                        found = _copy_volume(stream, tar, volume, members, running, snapshot)
+                        tally = _Tally(volume, on_bytes)
+                        found = _copy_volume(stream, tar, volume, members, running, snapshot, tally)
                 if found:
                     database = found
         raw.flush()
@@ -192,8 +207,32 @@ def _write(
     )
 
 
+class _Tally:
+    """Bytes read from one volume, passed on every few megabytes (not for each 64 KiB read)."""
+
+    EVERY = 4 << 20
+
+    def __init__(self, volume: str, on_bytes: Callable[[str, int], None] | None) -> None:
+        self.volume = volume
+        self.on_bytes = on_bytes
+        self.count = 0
+        self.told = 0
+
+    def add(self, size: int) -> None:
+        self.count += size
+        if self.on_bytes is not None and self.count - self.told >= self.EVERY:
+            self.told = self.count
+            self.on_bytes(self.volume, self.count)
+
+
 def _copy_volume(
-    stream: IO[bytes], tar: tarfile.TarFile, volume: str, members: list[BackupMember], running: bool, snapshot: str
+    stream: IO[bytes],
+    tar: tarfile.TarFile,
+    volume: str,
+    members: list[BackupMember],
+    running: bool,
+    snapshot: str,
+    tally: _Tally,
 ) -> str | None:
     """Pass one volume's tar stream through, renamed under `volumes/<volume>/`; the database's name if any."""
     database = None
@@ -232,7 +271,7 @@ def _copy_volume(
             if info.isreg():
                 handle = source.extractfile(info)
                 assert handle is not None
-                reader = HashingReader(handle)
+                reader = HashingReader(handle, on_read=tally.add)
                 tar.addfile(info, reader)  # type: ignore[arg-type]
                 entry.size, entry.sha256 = reader.size, reader.hash.hexdigest()
             else:

@@ -412,3 +412,15 @@ def test_kill_9_while_committing_is_finished_by_the_next_command(changed_after_b
     assert "./uploads/a.txt" in after and "./new.txt" not in after
     assert not [name for name in after if ".ollama-stack-stash-" in name]
     assert "EXTRA_AFTER_BACKUP" not in home.env_text()
+
+
+def test_backup_and_restore_say_how_many_bytes_in_a_pipe(stack_seeded: StackHome, tmp_path: Path) -> None:
+    in_volume(stack_seeded, "head -c 6000000 /dev/urandom > /d/uploads/big.bin")
+    archive = tmp_path / "b.tar"
+    written = stack_seeded.cli("backup", "--output", str(archive))
+    assert written.code == 0, written.stderr
+    assert "open_webui_data: 4.2 MB so far" in written.stderr  # the first report, at 4 MiB read
+    restored = stack_seeded.cli("restore", str(archive), "--yes")
+    assert restored.code == 0, restored.stderr
+    size = archive.stat().st_size / 1e6
+    assert f" MB of {size:.1f} MB" in restored.stderr  # b.tar: <read> of <archive size>
