@@ -24,6 +24,11 @@ def run(ctx: stack.Context, output: Output, archive: Path, yes: bool) -> Restore
         "Stopping the running stack",
     ):
         raise StackError("Cancelled: nothing was changed.", slug="cancelled")
+    pull = stack.image_for_helpers(ctx, manifest)
+    if pull:
+        output.progress("No image of the stack is on this engine yet: pulling Open WebUI's (start needs it too)...")
+        with TransferDisplay(output, plain_every=5.0) as display:
+            stack.pull_images(ctx, pull, lambda p: display.update(p.image, p.completed, p.total, p.done), ctx.platform)
     size = archive.stat().st_size
     with TransferDisplay(output, plain_every=5.0, say_done=False) as display:
         return stack.restore(

@@ -53,7 +53,7 @@ from .operation import operation, recover, repair_if_idle
 from .preflight import decide_platform, require_free_ports, require_valid_platform
 from .reach import url_host
 from .removal import remove_installation, remove_volumes
-from .restore import restore
+from .restore import image_for_helpers, restore
 from .status import build_status, containers, networks, ours, service_running, volumes
 from .tool_servers import sync_tool_servers, tool_servers_involved, tool_servers_lag
 from .update_undo import keep_previous, last_update, without_origin
@@ -69,6 +69,7 @@ __all__ = [
     "backup",
     "default_backup_path",
     "restore",
+    "image_for_helpers",
     "archive_manifest",
     "verify_archive",
     "PullProgress",

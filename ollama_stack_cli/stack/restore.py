@@ -22,10 +22,10 @@ from pathlib import Path
 
 from .. import config
 from ..errors import StackError
-from ..schemas import BackupManifest, RestoreReport
+from ..schemas import BackupManifest, RestoreReport, ServiceSpec
 from .archive import HOME_PREFIX, read_archive, refuse, staged_volumes
 from .backup import HOME_FILES, helper_image
-from .context import Context
+from .context import Context, expected_services
 from .extension_runtime import stop_all_extensions
 from .operation import operation
 from .volumes import Helpers, ensure_volume, finish_restore, stage_dir, volume_name
@@ -96,7 +96,23 @@ def restore(
     )
 
 
+def image_for_helpers(ctx: Context, manifest: BackupManifest) -> list[ServiceSpec]:
+    """What a restore must pull first: nothing when an image for its helpers is here.
+
+    On a new machine (the migration path) none is: then Open WebUI's image, which the
+    first start needs anyway, so nothing is downloaded in vain.
+    """
+    if _image_here(ctx, manifest) is not None:
+        return []
+    return [spec for spec in expected_services(ctx.platform) if spec.name == "webui"]
+
+
 def _image(ctx: Context, manifest: BackupManifest) -> str:
+    image = _image_here(ctx, manifest)
+    return image if image is not None else helper_image(ctx)  # the latter raises, saying what to do
+
+
+def _image_here(ctx: Context, manifest: BackupManifest) -> str | None:
     """An image on this engine for the helper containers: the stack's, else one the archive names."""
     try:
         return helper_image(ctx)
@@ -104,7 +120,7 @@ def _image(ctx: Context, manifest: BackupManifest) -> str:
         for image in manifest.images:
             if image.id and ctx.engine.image_id(image.id):
                 return image.id
-        raise
+    return None
 
 
 def _home_files(archive: Path, manifest: BackupManifest) -> dict[str, str]:

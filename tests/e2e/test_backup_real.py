@@ -9,6 +9,7 @@ rolled back with the account and chat intact.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import StackHome, docker_client, registry  # noqa: F401 - fixtures
+from tests.integration.conftest import StackHome, serve_registry
 
 from . import owui
 from .conftest import ADMIN_PASSWORD, WEBUI_IMAGE, RealStack, boot, make_real_home
@@ -25,13 +26,28 @@ from .conftest import ADMIN_PASSWORD, WEBUI_IMAGE, RealStack, boot, make_real_ho
 TITLE = "kept across backup, restore and a failed update"
 
 
+CACHE = Path(os.environ.get("OLLAMA_STACK_TEST_CACHE", "/var/tmp/ollama-stack-tests"))
+
+
 @pytest.fixture(scope="module")
-def registry_webui(real_engine: Any, registry: str) -> str:  # noqa: F811
-    """The real Open WebUI image pushed to the local registry, so it has a registry origin."""
-    reference = f"{registry}/ose2e-open-webui:test"
-    real_engine.images.get(WEBUI_IMAGE).tag(reference)
-    real_engine.images.push(reference)
-    return reference
+def registry_webui(real_engine: Any) -> Iterator[str]:
+    """The real Open WebUI image pushed to a local registry, so it has a registry origin.
+
+    The registry keeps its blobs on the machine, per image id, like the built images
+    themselves: on the next run the engine finds every 3 GB layer already there and
+    pushes only the manifest (minutes saved). Storage for other image ids is removed.
+    """
+    image_id = real_engine.images.get(WEBUI_IMAGE).id.split(":")[-1][:16]
+    storage = CACHE / f"registry-{image_id}"
+    for old in CACHE.glob("registry-*") if CACHE.is_dir() else []:
+        if old != storage:
+            shutil.rmtree(old, ignore_errors=True)
+    storage.mkdir(parents=True, exist_ok=True)
+    with serve_registry(storage, real_engine) as address:
+        reference = f"{address}/ose2e-open-webui:test"
+        real_engine.images.get(WEBUI_IMAGE).tag(reference)
+        real_engine.images.push(reference)
+        yield reference
 
 
 @pytest.fixture(scope="module")

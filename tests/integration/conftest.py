@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,9 +170,13 @@ def stack_running(stack_home: StackHome) -> StackHome:
 # --- a local registry (update tests) ------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def registry(docker_client: Any) -> Iterator[str]:
-    """Debian's docker-registry on a free loopback port; the engine pushes there without TLS."""
+@contextmanager
+def serve_registry(storage: Path, docker_client: Any) -> Iterator[str]:
+    """Debian's docker-registry on a free loopback port, keeping its blobs in `storage`.
+
+    The engine pushes there without TLS (loopback). Afterwards the engine's tags for
+    that port are removed, and the untagged builds only our tests label.
+    """
     binary = shutil.which("docker-registry")
     if binary is None:
         pytest.fail("docker-registry is not installed (apt-get install docker-registry); .ci/run installs it")
@@ -179,7 +184,7 @@ def registry(docker_client: Any) -> Iterator[str]:
     (port,) = free_ports(1)
     config = root / "config.yml"
     config.write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: 127.0.0.1:{port}\n"
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {storage}\nhttp:\n  addr: 127.0.0.1:{port}\n"
     )
     proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -202,6 +207,17 @@ def registry(docker_client: Any) -> Iterator[str]:
                     docker_client.images.remove(tag, force=True)
         # Builds replaced by a newer push leave untagged images; only ours carry this label.
         docker_client.images.prune(filters={"dangling": True, "label": "ollama-stack.test=1"})
+
+
+@pytest.fixture(scope="session")
+def registry(docker_client: Any) -> Iterator[str]:
+    """A local registry for this session only (its storage is removed afterwards)."""
+    storage = Path(tempfile.mkdtemp(prefix="ostest-registry-data-"))
+    try:
+        with serve_registry(storage, docker_client) as address:
+            yield address
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
 
 
 def publish(client: Any, registry: str, name: str, version: str, extra: str = "") -> str:

@@ -424,3 +424,34 @@ def test_backup_and_restore_say_how_many_bytes_in_a_pipe(stack_seeded: StackHome
     assert restored.code == 0, restored.stderr
     size = archive.stat().st_size / 1e6
     assert f" MB of {size:.1f} MB" in restored.stderr  # b.tar: <read> of <archive size>
+
+
+def test_on_a_machine_without_the_stacks_images_restore_pulls_open_webuis_first(
+    stack_seeded: StackHome, tmp_path: Path, docker_client: Any, registry: str
+) -> None:
+    import uuid
+
+    from .conftest import make_home, publish
+
+    archive, foreign = tmp_path / "b.tar", tmp_path / "elsewhere.tar"
+    assert stack_seeded.cli("backup", "--output", str(archive)).code == 0
+
+    def from_elsewhere(items: list[Any], manifest: dict[str, Any]) -> list[Any]:
+        for image in manifest["images"]:  # images this engine never had
+            image["id"] = "sha256:" + "0" * 64
+        return items
+
+    rewrite(archive, foreign, from_elsewhere)
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    images = tuple(f"{registry}/{tag}-{name}:test" for name in ("ollama", "webui", "proxy"))
+    for reference in images:
+        publish(docker_client, registry, reference.split("/", 1)[1].rsplit(":", 1)[0], "1")  # pushed, not kept
+    other = make_home(tmp_path / "other", docker_client, images=images)  # type: ignore[arg-type]
+    try:
+        result = other.cli("restore", str(foreign))
+        assert result.code == 0, result.stderr
+        assert "No image of the stack is on this engine yet: pulling Open WebUI's" in result.stderr
+        assert docker_client.images.get(images[1])  # pulled
+        assert "./uploads/a.txt" in listing(other)
+    finally:
+        other.cleanup()
