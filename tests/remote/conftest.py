@@ -371,6 +371,9 @@ class RemoteHome:
     def networks_on_second(self) -> list[Any]:
         return self.engine.client.networks.list(filters={"label": f"ollama-stack.installation={self.project}"})
 
+    def volumes_on_second(self) -> list[Any]:
+        return self.engine.client.volumes.list(filters={"label": f"ollama-stack.installation={self.project}"})
+
     @property
     def project(self) -> str:
         return self.home.project
