@@ -14,6 +14,9 @@ from ..schemas import EngineEndpoint
 from .endpoint import _connect, _connection, _refused, _SshConnection, _translate, send_request
 
 
+_DRAIN = 1 << 16
+
+
 class Archives:
     """The Engine's archive and helper-container calls (a part of `Engine`, kept in its own module)."""
 
@@ -109,15 +112,21 @@ class Archives:
         else:
             conn = _connection(self.endpoint)
         response = send_request(conn, self.endpoint, method, path, query, body, keep)
+        finished = False
         try:
             if response.status >= 400:
                 raise _refused(response.status, response.read())
             yield response
-            if method != "GET":
-                response.read()
+            # A tar reader stops at the end-of-archive block and can leave the answer's
+            # end unread; over ssh the one connection serves the next request, so read it.
+            while response.read(_DRAIN):
+                pass
+            finished = True
         finally:
             if not keep:
                 conn.close()
+            elif not finished:
+                conn.http.close()  # left mid-answer: the next request opens a fresh ssh connection
 
     @contextmanager
     def _sdk_stream(self, method: str, path: str, query: dict[str, str], data: Iterable[bytes] | None) -> Iterator[Any]:

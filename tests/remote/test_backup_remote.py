@@ -205,3 +205,58 @@ def test_backup_and_restore_on_a_remote_engine(remote_home: RemoteHome, tmp_path
     assert _md5(remote_home, "uploads/marker.txt") == before["uploads/marker.txt"]  # the started stack kept it
 
     assert _local_traces(remote_home, began) == []
+
+
+def _archive_length(home: RemoteHome) -> int:
+    """How long the engine's tar stream of the data volume is (what `backup` reads)."""
+    probe = home.engine.client.containers.create(STUB_IMAGE, volumes=_volume(home), labels=_probe_labels(home))
+    try:
+        chunks, _ = probe.get_archive("/d")
+        return sum(len(chunk) for chunk in chunks)
+    finally:
+        probe.remove(force=True)
+
+
+def test_backup_over_ssh_when_the_volume_stream_ends_on_the_tar_readers_record(
+    remote_home: RemoteHome, tmp_path: Path
+) -> None:
+    # Python's tar reader takes 10240-byte records from the engine's answer and stops at
+    # the end-of-archive block. When the stream is a whole number of records, it never reads
+    # the answer's last (empty) chunk; over ssh the one connection serves the next request
+    # too, so that answer must be finished first, or the next call fails.
+    env = _transport(remote_home.engine, "ssh")
+    assert remote_home.cli(*START, **env).code == 0
+    _write(remote_home, "mkdir -p /d/uploads && printf chat > /d/uploads/c.txt")
+    # Each file adds a 512-byte header and its data in 512-byte blocks.
+    missing = (-(_archive_length(remote_home) + 512)) % 10240
+    _write(remote_home, f"head -c {missing} /dev/zero > /d/p")
+    assert _archive_length(remote_home) % 10240 == 0
+
+    archive = tmp_path / "b.tar"
+    result = remote_home.cli("backup", "--output", str(archive), **env)
+
+    assert result.code == 0, result.stderr
+    assert MEMBER + "uploads/c.txt" in {m["name"] for m in _manifest(archive)["members"]}
+    helpers = {"label": f"ollama-stack.helper={remote_home.project}"}
+    assert remote_home.engine.client.containers.list(all=True, filters=helpers) == []
+
+
+def test_a_backup_refused_mid_stream_over_ssh_says_why_and_leaves_nothing(
+    remote_home: RemoteHome, tmp_path: Path
+) -> None:
+    # The stub's webui has no python3, so a database in a running stack's volume cannot be
+    # copied consistently: the backup stops in the middle of the engine's answer. Over ssh
+    # the helper must still be removed through that engine, and the reason must not turn
+    # into "cannot connect" (exit 4).
+    env = _transport(remote_home.engine, "ssh")
+    assert remote_home.cli(*START, **env).code == 0
+    _write(remote_home, "head -c 3000000 /dev/urandom > /d/webui.db")  # refused at its header: 3 MB unread
+
+    archive = tmp_path / "b.tar"
+    result = remote_home.cli("backup", "--output", str(archive), "--json", **env)
+
+    assert result.code == 1, result.stderr
+    assert result.json()["error"]["code"] == "no_consistent_copy"
+    assert list(tmp_path.glob("*b.tar*")) == []
+    helpers = {"label": f"ollama-stack.helper={remote_home.project}"}
+    assert remote_home.engine.client.containers.list(all=True, filters=helpers) == []
