@@ -13,7 +13,6 @@ from typing import Any
 from ..schemas import EngineEndpoint
 from .endpoint import _connect, _connection, _refused, _SshConnection, _translate, send_request
 
-
 _DRAIN = 1 << 16
 
 
@@ -57,6 +56,19 @@ class Archives:
 
         repo, tag = split_reference(reference)
         self._request("POST", f"/images/{image_id}/tag", {"repo": repo, "tag": tag}, raw=True)
+
+    def image_tags(self, pattern: str) -> list[str]:
+        """The tags on this engine whose repository:tag matches `pattern` (the engine's `reference` filter)."""
+        import json
+
+        raw = self._request("GET", "/images/json", {"filters": json.dumps({"reference": [pattern]})})
+        return sorted({tag for item in raw or [] for tag in item.get("RepoTags") or [] if tag != "<none>:<none>"})
+
+    def untag(self, reference: str) -> None:
+        """Remove one tag. The engine deletes the image only if no other tag and no container holds it."""
+        from urllib.parse import quote
+
+        self._request("DELETE", f"/images/{quote(reference, safe='')}", {"noprune": "1"}, missing_ok=True, raw=True)
 
     def create_helper(
         self, image: str, mounts: dict[str, str], labels: dict[str, str], command: Sequence[str] = ()

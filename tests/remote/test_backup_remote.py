@@ -80,7 +80,8 @@ def _md5(home: RemoteHome, relative: str) -> str:
     probe = home.engine.client.containers.create(STUB_IMAGE, volumes=_volume(home), labels=_probe_labels(home))
     try:
         chunks, _ = probe.get_archive(f"/d/{relative}")
-        with tarfile.open(fileobj=_Chunks(chunks), mode="r|") as tar:
+        stream: Any = _Chunks(chunks)
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
             info = tar.next()
             assert info is not None and info.isreg(), relative
             return _digest(tar.extractfile(info))
