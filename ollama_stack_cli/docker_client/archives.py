@@ -131,7 +131,7 @@ class Archives:
             yield response
             # A tar reader stops at the end-of-archive block and can leave the answer's
             # end unread; over ssh the one connection serves the next request, so read it.
-            while response.read(_DRAIN):
+            while (keep or method != "GET") and response.read(_DRAIN):
                 pass
             finished = True
         finally:
