@@ -69,8 +69,8 @@ def render(report: UninstallReport, output: Output, home: Path) -> None:
         out.print(f"Kept volumes (models, chats): {', '.join(report.kept_volumes)}; add --remove-volumes to delete.")
     if report.removed_keep_tags:
         out.print(
-            f"Untagged {len(report.removed_keep_tags)} previous image(s) kept for `update --rollback` "
-            f"({', '.join(report.removed_keep_tags)}); images nothing else uses were deleted."
+            f"Untagged {len(report.removed_keep_tags)} previous image(s) `update` kept for a rollback "
+            f"({', '.join(report.removed_keep_tags)}): no longer pinned."
         )
     if report.kept_backups:
         folder = Path(report.kept_backups[0]).parent
