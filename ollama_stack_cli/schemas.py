@@ -515,6 +515,8 @@ class UninstallReport(BaseModel):
     removed_networks: list[str]
     removed_volumes: list[str]
     kept_volumes: list[str]
+    removed_keep_tags: list[str] = Field(default_factory=list)  # `update`'s tags on previous images
+    kept_backups: list[str] = Field(default_factory=list)  # `update`'s data backups, left in the home
 
 
 ToolServerOutcome = Literal["synced", "unchanged", "pending", "failed"]

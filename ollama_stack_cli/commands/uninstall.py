@@ -1,4 +1,4 @@
-"""`uninstall`: remove this installation's containers and networks; volumes only on request."""
+"""`uninstall`: remove this installation's containers, networks and keep-tags; volumes only on request."""
 
 from __future__ import annotations
 
@@ -37,12 +37,20 @@ def run(ctx: stack.Context, output: Output, remove_volumes: bool, yes: bool) -> 
         for name in failed:
             output.warn(f"Could not remove volume {name} (in use by a container outside this installation?).")
     kept = [v for v in volumes if v not in removed_volumes]
+    # With or without --remove-volumes: nothing of this installation runs any more, so the
+    # previous images `update` kept for a rollback are let go (an image goes only when no
+    # other tag or container holds it). Its data backups stay in the home: the user's data.
+    removed_tags, failed_tags = stack.remove_keep_tags(ctx)
+    for tag in failed_tags:
+        output.warn(f"Could not remove the tag {tag}.")
     return UninstallReport(
         project=ctx.project,
         removed_containers=sorted(c.name for c in containers),
         removed_networks=networks,
         removed_volumes=removed_volumes,
         kept_volumes=kept,
+        removed_keep_tags=removed_tags,
+        kept_backups=[str(path) for path in stack.update_backups(ctx)],
     )
 
 
@@ -59,5 +67,16 @@ def render(report: UninstallReport, output: Output, home: Path) -> None:
         out.print(f"Deleted volumes: {', '.join(report.removed_volumes)}.")
     if report.kept_volumes:
         out.print(f"Kept volumes (models, chats): {', '.join(report.kept_volumes)}; add --remove-volumes to delete.")
+    if report.removed_keep_tags:
+        out.print(
+            f"Untagged {len(report.removed_keep_tags)} previous image(s) `update` kept for a rollback "
+            f"({', '.join(report.removed_keep_tags)}): no longer pinned."
+        )
+    if report.kept_backups:
+        folder = Path(report.kept_backups[0]).parent
+        out.print(
+            f"Kept {len(report.kept_backups)} data backup(s) taken by `update` in {folder}; "
+            "`ollama-stack restore FILE` brings one back."
+        )
     out.print(f"Settings remain in {home}; delete that folder to forget them.")
     out.print("To remove the CLI itself: `pipx uninstall ollama-stack` or `pip uninstall ollama-stack`.")

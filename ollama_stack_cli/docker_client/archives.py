@@ -13,6 +13,8 @@ from typing import Any
 from ..schemas import EngineEndpoint
 from .endpoint import _connect, _connection, _refused, _SshConnection, _translate, send_request
 
+_DRAIN = 1 << 16
+
 
 class Archives:
     """The Engine's archive and helper-container calls (a part of `Engine`, kept in its own module)."""
@@ -54,6 +56,19 @@ class Archives:
 
         repo, tag = split_reference(reference)
         self._request("POST", f"/images/{image_id}/tag", {"repo": repo, "tag": tag}, raw=True)
+
+    def image_tags(self, pattern: str) -> list[str]:
+        """The tags on this engine whose repository:tag matches `pattern` (the engine's `reference` filter)."""
+        import json
+
+        raw = self._request("GET", "/images/json", {"filters": json.dumps({"reference": [pattern]})})
+        return sorted({tag for item in raw or [] for tag in item.get("RepoTags") or [] if tag != "<none>:<none>"})
+
+    def untag(self, reference: str) -> None:
+        """Remove one tag. The engine deletes the image only if no other tag and no container holds it."""
+        from urllib.parse import quote
+
+        self._request("DELETE", f"/images/{quote(reference, safe='')}", {"noprune": "1"}, missing_ok=True, raw=True)
 
     def create_helper(
         self, image: str, mounts: dict[str, str], labels: dict[str, str], command: Sequence[str] = ()
@@ -113,15 +128,21 @@ class Archives:
         else:
             conn = _connection(self.endpoint)
         response = send_request(conn, self.endpoint, method, path, query, body, keep)
+        finished = False
         try:
             if response.status >= 400:
                 raise _refused(response.status, response.read())
             yield response
-            if method != "GET":
-                response.read()
+            # A tar reader stops at the end-of-archive block and can leave the answer's
+            # end unread; over ssh the one connection serves the next request, so read it.
+            while (keep or method != "GET") and response.read(_DRAIN):
+                pass
+            finished = True
         finally:
             if not keep:
                 conn.close()
+            elif not finished:
+                conn.http.close()  # left mid-answer: the next request opens a fresh ssh connection
 
     @contextmanager
     def _sdk_stream(self, method: str, path: str, query: dict[str, str], data: Iterable[bytes] | None) -> Iterator[Any]:

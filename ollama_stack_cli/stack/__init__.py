@@ -56,7 +56,7 @@ from .removal import remove_installation, remove_volumes
 from .restore import image_for_helpers, restore
 from .status import build_status, containers, networks, ours, service_running, volumes
 from .tool_servers import sync_tool_servers, tool_servers_involved, tool_servers_lag
-from .update_undo import keep_previous, last_update, without_origin
+from .update_undo import keep_previous, last_update, remove_keep_tags, update_backups, without_origin
 from .update_undo import roll_back as roll_back_update
 
 __all__ = [
@@ -64,7 +64,9 @@ __all__ = [
     "UpdateRecord",
     "keep_previous",
     "last_update",
+    "remove_keep_tags",
     "roll_back_update",
+    "update_backups",
     "without_origin",
     "backup",
     "default_backup_path",

@@ -17,16 +17,21 @@ from pydantic import ValidationError
 
 from .. import config
 from ..errors import StackError
-from ..schemas import ImageTarget, PreviousImage, UpdateRecord
+from ..schemas import CORE_SERVICES, ImageTarget, PreviousImage, UpdateRecord
 from .archive import DATA_VOLUME, archive_manifest
 from .backup import backup
 from .context import Context
-from .extension_runtime import stop_all_extensions
+from .extension_runtime import extension_compose, stop_all_extensions
 from .operation import operation
 from .restore import restore
 from .volumes import volume_name
 
 PREVIOUS_REPO = "ollama-stack-previous"
+
+
+def keep_tag(project: str, label: str) -> str:
+    """The tag that keeps a service's previous image (one per service, moved by each update)."""
+    return f"{PREVIOUS_REPO}/{project}-{label.replace('/', '-')}:previous"
 
 
 def without_origin(ctx: Context, targets: list[ImageTarget]) -> list[ImageTarget]:
@@ -49,8 +54,7 @@ def keep_previous(
         if not target.before_id:
             continue
         # One tag per service, moved by each update: only the last update can be rolled back.
-        tag = f"{PREVIOUS_REPO}/{ctx.project}-{target.label.replace('/', '-')}:previous"
-        ctx.engine.tag_image(target.before_id, tag)
+        ctx.engine.tag_image(target.before_id, keep_tag(ctx.project, target.label))
         images.append(
             PreviousImage(
                 label=target.label,
@@ -68,6 +72,49 @@ def keep_previous(
     record = UpdateRecord(created=stamp, backup=str(path) if path else None, images=images)
     config.write_update_record(ctx.home, record.model_dump_json(indent=2))
     return record
+
+
+def remove_keep_tags(ctx: Context) -> tuple[list[str], list[str]]:
+    """Untag this installation's keep-tags (uninstall): (removed, could not be removed).
+
+    Untagging deletes an image only when no other tag and no container holds it. Only
+    the exact tags this installation makes are touched: `<project>-*` alone would also
+    match another installation named `<project>-<something>`.
+    """
+    found = ctx.engine.image_tags(f"{PREVIOUS_REPO}/{ctx.project}-*")
+    if not found:
+        return [], []
+    ours = {keep_tag(ctx.project, label) for label in _service_labels(ctx)}
+    removed, failed = [], []
+    for tag in (t for t in found if t in ours):
+        try:
+            ctx.engine.untag(tag)
+            removed.append(tag)
+        except StackError:
+            failed.append(tag)
+    return removed, failed
+
+
+def _service_labels(ctx: Context) -> set[str]:
+    """Every label `update` may have tagged: core services, the last record's, extensions' services."""
+    labels = {spec.name for spec in CORE_SERVICES}
+    try:
+        labels.update(image.label for image in last_update(ctx).images)
+    except StackError:
+        pass  # no record, or a damaged one
+    for extension in ctx.extensions.values():
+        if extension.valid and extension.has_compose:
+            try:
+                services = extension_compose(ctx, extension, ctx.platform, for_up=False).config().services
+            except StackError:
+                continue  # a broken compose file: it could not have been updated either
+            labels.update(f"{extension.name}/{service}" for service in services)
+    return labels
+
+
+def update_backups(ctx: Context) -> list[Path]:
+    """The data backups `update` took, kept in the home (uninstall leaves them: they are the user's data)."""
+    return sorted((ctx.home / config.BACKUPS_DIR).glob("update-*.tar"))
 
 
 def last_update(ctx: Context) -> UpdateRecord:

@@ -77,3 +77,59 @@ def test_a_locally_built_image_is_skipped_with_a_note(registry_stack_running: Re
     assert result.code == 0, result.stderr
     assert "mcp_proxy" in result.json()["skipped"]
     assert "built locally" in result.stderr
+
+
+def test_uninstall_removes_this_installations_keep_tags_and_nothing_else(
+    registry_stack_running: RegistryStack, docker_client: Any
+) -> None:
+    import docker.errors
+
+    stack = registry_stack_running
+    home = stack.home
+    for name in ("ollama", "webui", "proxy"):
+        stack.publish_new(name)
+    updated = home.cli("update", "--yes", "--json")
+    assert updated.code == 0, updated.stderr
+    ours = {f"ollama-stack-previous/{home.project}-{s}:previous" for s in ("ollama", "webui", "mcp_proxy")}
+    old = {tag: docker_client.images.get(tag).id for tag in ours}
+    # The old ollama image keeps another tag; a container outside the installation uses the old webui
+    # image; the old proxy image is held by nothing but its keep-tag.
+    kept_tag = f"ostest-kept/{stack.tag}:kept"
+    docker_client.images.get(old[f"ollama-stack-previous/{home.project}-ollama:previous"]).tag(kept_tag)
+    holder = docker_client.containers.create(
+        old[f"ollama-stack-previous/{home.project}-webui:previous"], labels={"ostest.holder": home.project}
+    )
+    # Another installation's keep-tags, one named like ours plus a suffix (project `<ours>-x`).
+    stub = docker_client.images.get(STUB_IMAGE)
+    others = [
+        f"ollama-stack-previous/{home.project}-x-webui:previous",
+        f"ollama-stack-previous/o{stack.tag}-webui:previous",
+    ]
+    for tag in others:
+        stub.tag(tag)
+    try:
+        result = home.cli("uninstall", "--yes", "--json")
+
+        assert result.code == 0, result.stderr
+        assert sorted(result.json()["removed_keep_tags"]) == sorted(ours)
+        remaining = {t for image in docker_client.images.list() for t in image.tags}
+        assert not ours & remaining
+        assert set(others) <= remaining and kept_tag in remaining
+        assert docker_client.images.get(kept_tag).id == old[f"ollama-stack-previous/{home.project}-ollama:previous"]
+        docker_client.images.get(old[f"ollama-stack-previous/{home.project}-webui:previous"])  # still used: kept
+        try:  # held by nothing else: no tag left (its registry digest, like any replaced pull's, or gone)
+            assert docker_client.images.get(old[f"ollama-stack-previous/{home.project}-mcp_proxy:previous"]).tags == []
+        except docker.errors.ImageNotFound:
+            pass
+        # Without --remove-volumes the volumes and the update's data backup stay.
+        assert home.volumes() and list((home.path / "backups").glob("update-*.tar"))
+        text = home.cli("uninstall", "--yes")  # a second time: nothing left to untag, says where backups are
+        assert text.code == 0, text.stderr
+        assert str(home.path / "backups") in text.stdout
+    finally:
+        holder.remove(force=True)
+        for tag in [*others, kept_tag]:
+            try:
+                docker_client.images.remove(tag)
+            except docker.errors.ImageNotFound:
+                pass

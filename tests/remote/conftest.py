@@ -371,6 +371,9 @@ class RemoteHome:
     def networks_on_second(self) -> list[Any]:
         return self.engine.client.networks.list(filters={"label": f"ollama-stack.installation={self.project}"})
 
+    def volumes_on_second(self) -> list[Any]:
+        return self.engine.client.volumes.list(filters={"label": f"ollama-stack.installation={self.project}"})
+
     @property
     def project(self) -> str:
         return self.home.project
@@ -380,10 +383,10 @@ class RemoteHome:
 def remote_home(tmp_path: Path, docker_client: Any, second_engine: SecondEngine) -> Iterator[RemoteHome]:
     home = make_home(tmp_path, docker_client)
     yield RemoteHome(home, second_engine)
-    for container in second_engine.client.containers.list(
-        all=True, filters={"label": f"ollama-stack.installation={home.project}"}
-    ):
-        container.remove(force=True)
+    # The stack's containers, backup/restore helpers a failed command left, and the tests' probes.
+    for label in ("ollama-stack.installation", "ollama-stack.helper", "ostest.remote-probe"):
+        for container in second_engine.client.containers.list(all=True, filters={"label": f"{label}={home.project}"}):
+            container.remove(force=True)
     for network in second_engine.client.networks.list(filters={"label": f"ollama-stack.installation={home.project}"}):
         network.remove()
     for volume in second_engine.client.volumes.list(filters={"label": f"ollama-stack.installation={home.project}"}):
