@@ -95,6 +95,12 @@ def backup(
     existing = ctx.engine.volumes(ctx.project)
     wanted = [DATA_VOLUME] + ([MODELS_VOLUME] if include_models else [])
     volumes = [v for v in wanted if volume_name(ctx.project, v) in existing]
+    if not volumes and config.read_bytes(ctx.home / config.ENV_FILE) is None:
+        raise StackError(
+            f"Nothing to back up: {ctx.home} has no .env, and {ctx.project} has no Open WebUI data on this engine.",
+            "Point --home (or OLLAMA_STACK_HOME) at the stack's home, or start the stack first.",
+            slug="nothing_to_back_up",
+        )
     for missing in sorted(set(wanted) - set(volumes)):
         on_progress(f"No {missing} volume yet: nothing of it to back up.")
     output_path = output_path.resolve()

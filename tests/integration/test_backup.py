@@ -455,3 +455,18 @@ def test_on_a_machine_without_the_stacks_images_restore_pulls_open_webuis_first(
         assert "./uploads/a.txt" in listing(other)
     finally:
         other.cleanup()
+
+
+def test_a_home_with_nothing_in_it_is_not_backed_up_as_an_empty_archive(tmp_path: Path) -> None:
+    from .conftest import ENTRY_POINT
+
+    empty = tmp_path / "nobody"
+    result = subprocess.run(
+        [*ENTRY_POINT, "--home", str(empty), "backup", "--output", str(tmp_path / "b.tar")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Nothing to back up" in result.stderr and "Hint:" in result.stderr
+    assert not (tmp_path / "b.tar").exists()
