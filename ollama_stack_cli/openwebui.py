@@ -167,3 +167,23 @@ def _reason(result: Any) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     last = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
     return last[:300] or f"exit code {result.returncode}"
+
+
+def awaiting_first_account(url: str, timeout: float = 3.0) -> bool | None:
+    """Whether Open WebUI at `url` has no account yet, so the next sign-up becomes its admin.
+
+    Its public `/api/config` says `onboarding` exactly then. None when it does not
+    answer like Open WebUI (not up, another image, a remote engine's port not tunnelled).
+    """
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the stack's own port, never a proxy
+    try:
+        with opener.open(f"{url.rstrip('/')}/api/config", timeout=timeout) as response:
+            config = json.loads(response.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+    if not isinstance(config, dict) or "features" not in config:
+        return None
+    return bool(config.get("onboarding"))

@@ -213,7 +213,9 @@ def next_steps(ctx: stack.Context, result: StackStatus, output: Output) -> list[
     webui = next((s.url for s in result.services if s.name == "webui" and s.url), None)
     lines = ["", "Next steps:"]
     if webui:
-        lines.append(f"  Open {webui} in your browser; the first account you create there becomes the admin.")
+        first = stack.awaiting_first_account(webui)
+        after = {True: "; the first account you create there becomes the admin.", False: " and sign in."}
+        lines.append(f"  Open {webui} in your browser{after.get(first, '.')}")
     if stack.models.any_installed(ctx) is False:
         lines.append("  No model is installed yet: ollama-stack models pull NAME   (e.g. llama3.2)")
     return lines if len(lines) > 2 else []

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..docker_client import PullProgress
+from ..openwebui import awaiting_first_account
 from ..schemas import UpdateRecord
 from .archive import archive_manifest, verify_archive
 from .backup import backup
@@ -113,6 +114,7 @@ __all__ = [
     "stream_logs",
     "sync_proxy_config",
     "sync_tool_servers",
+    "awaiting_first_account",
     "tool_servers_involved",
     "tool_servers_lag",
     "update_targets",

@@ -71,6 +71,8 @@ def test_an_account_and_a_chat_survive_destroyed_volumes_through_backup_and_rest
     home: StackHome, tmp_path: Path
 ) -> None:
     stack = boot(home)
+    first = home.cli("start")  # running already: it says what to do next
+    assert "the first account you create there becomes the admin" in first.stdout, first.stdout
     admin = owui.signup(stack.webui, "Admin", "admin@example.com", ADMIN_PASSWORD)
     admin.call("POST", "/api/v1/chats/new", {"chat": {"title": TITLE, "messages": [], "history": {}}})
     assert chat_titles(stack) == [TITLE]
@@ -85,6 +87,8 @@ def test_an_account_and_a_chat_survive_destroyed_volumes_through_backup_and_rest
     restored = home.cli("restore", str(archive), timeout=600)
     assert restored.code == 0, restored.stderr
     started = boot(home)
+    again = home.cli("start")
+    assert f"Open {started.webui} in your browser and sign in." in again.stdout, again.stdout  # an admin exists
 
     assert chat_titles(started) == [TITLE]
 
