@@ -214,8 +214,8 @@ def next_steps(ctx: stack.Context, result: StackStatus, output: Output) -> list[
     lines = ["", "Next steps:"]
     if webui:
         first = stack.awaiting_first_account(webui)
-        after = {True: "; the first account you create there becomes the admin.", False: " and sign in."}
-        lines.append(f"  Open {webui} in your browser{after.get(first, '.')}")
+        after = "." if first is None else "; the first account you create there becomes the admin."
+        lines.append(f"  Open {webui} in your browser{' and sign in.' if first is False else after}")
     if stack.models.any_installed(ctx) is False:
         lines.append("  No model is installed yet: ollama-stack models pull NAME   (e.g. llama3.2)")
     return lines if len(lines) > 2 else []
