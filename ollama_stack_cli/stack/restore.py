@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import config
 from ..errors import StackError
+from ..output import human_size
 from ..schemas import BackupManifest, RestoreReport, ServiceSpec
-from .archive import HOME_PREFIX, read_archive, refuse, staged_volumes
+from .archive import HOME_PREFIX, VOLUME_PREFIX, read_archive, refuse, staged_volumes
 from .backup import HOME_FILES, helper_image
 from .context import Context, expected_services
 from .extension_runtime import stop_all_extensions
@@ -60,7 +62,7 @@ def restore(
             stream = staged_volumes(archive, into, on_bytes)
             if targets:
                 mounts = {name: f"{ROOT}/{v}" for v, name in zip(manifest.volumes, targets, strict=True)}
-                with helpers.container(mounts) as container:
+                with helpers.container(mounts) as container, _disk_full_said(archive, manifest):
                     ctx.engine.put_archive(container, ROOT, stream)
             else:
                 for _ in stream:  # nothing to unpack; still check every member
@@ -94,6 +96,23 @@ def restore(
         files=sorted(home_files),
         was_running=running,
     )
+
+
+@contextmanager
+def _disk_full_said(archive: Path, manifest: BackupManifest) -> Iterator[None]:
+    """The engine's "no space left on device" as what it means for this restore."""
+    try:
+        yield
+    except StackError as exc:
+        if "no space left on device" not in exc.message:
+            raise
+        needed = sum(m.size for m in manifest.members if m.name.startswith(VOLUME_PREFIX))
+        raise StackError(
+            f"The engine's disk filled up while unpacking {archive.name}: the restore needs room for "
+            f"{human_size(needed)} beside the current data until it finishes. Nothing was changed.",
+            "Free space where Docker keeps its volumes (`docker system df`), then restore again.",
+            slug="disk_full",
+        ) from None
 
 
 def image_for_helpers(ctx: Context, manifest: BackupManifest) -> list[ServiceSpec]:

@@ -470,3 +470,27 @@ def test_a_home_with_nothing_in_it_is_not_backed_up_as_an_empty_archive(tmp_path
     assert result.returncode == 1, result.stderr
     assert "Nothing to back up" in result.stderr and "Hint:" in result.stderr
     assert not (tmp_path / "b.tar").exists()
+
+
+def test_a_full_disk_while_unpacking_is_said_plainly_with_nothing_changed(
+    stack_seeded: StackHome, tmp_path: Path, docker_client: Any
+) -> None:
+    in_volume(stack_seeded, "head -c 12000000 /dev/urandom > /d/uploads/big.bin")
+    archive = tmp_path / "b.tar"
+    assert stack_seeded.cli("backup", "--output", str(archive)).code == 0
+    env_before = stack_seeded.env_text()
+    docker_client.volumes.get(volume(stack_seeded)).remove()
+    labels = {
+        "ollama-stack.installation": stack_seeded.project,
+        "com.docker.compose.project": stack_seeded.project,
+        "com.docker.compose.volume": "open_webui_data",
+    }
+    docker_client.volumes.create(  # a volume on a 4 MB disk
+        volume(stack_seeded), labels=labels, driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=4m"}
+    )
+    result = stack_seeded.cli("restore", str(archive), "--yes")
+    assert result.code == 1, result.stderr
+    assert "The engine's disk filled up while unpacking b.tar" in result.stderr and "Nothing was changed" in result.stderr
+    assert "Hint: Free space" in result.stderr
+    assert stack_seeded.env_text() == env_before
+    assert not docker_client.containers.list(all=True, filters={"label": f"ollama-stack.helper={stack_seeded.project}"})
