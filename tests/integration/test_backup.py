@@ -490,7 +490,8 @@ def test_a_full_disk_while_unpacking_is_said_plainly_with_nothing_changed(
     )
     result = stack_seeded.cli("restore", str(archive), "--yes")
     assert result.code == 1, result.stderr
-    assert "The engine's disk filled up while unpacking b.tar" in result.stderr and "Nothing was changed" in result.stderr
+    assert "The engine's disk filled up while unpacking b.tar" in result.stderr
+    assert "Nothing was changed" in result.stderr
     assert "Hint: Free space" in result.stderr
     assert stack_seeded.env_text() == env_before
     assert not docker_client.containers.list(all=True, filters={"label": f"ollama-stack.helper={stack_seeded.project}"})
