@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from . import __version__
+from . import __version__, typer_patches
 from .errors import ExitCode, StackError
 from .output import Output
 
@@ -38,21 +38,7 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 not running, 4 no Docker/compose,
 """
 
 
-def _flags_take_no_value() -> None:
-    """typer 0.29's rich help prints flags as `--json <bool>`, as if they took a value."""
-    from typer.core import TyperOption
-
-    shown = getattr(TyperOption, "display_type_rich", None)
-    if shown is None:  # typer before 0.29 has no such display
-        return
-
-    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
-        return None if self.is_flag else shown(self, ctx)
-
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign,assignment]
-
-
-_flags_take_no_value()
+typer_patches.apply()
 
 app = typer.Typer(
     name="ollama-stack",

@@ -83,3 +83,27 @@ def test_help_shows_no_value_for_flags() -> None:
         text = run(*args).stdout
         assert "--json" in text or "--verbose" in text, text
         assert "<bool>" not in text, (args, text)
+
+
+def test_plain_option_values_skip_pydantic_and_the_rest_read_as_typer_words_them() -> None:
+    from typer.models import OptionInfo
+
+    from ollama_stack_cli.typer_patches import plain_value
+
+    bounded = OptionInfo(min=1)
+    assert plain_value(float, bounded, "180") == 180.0 and isinstance(plain_value(float, bounded, "180"), float)
+    assert plain_value(float, bounded, "2.5") == 2.5
+    assert plain_value(float, bounded, 600.0) == 600.0
+    assert plain_value(int, OptionInfo(), "7") == 7
+    assert plain_value(str, OptionInfo(), "cpu") == "cpu"
+    assert plain_value(bool, OptionInfo(), False) is False
+    # Left to typer's own coercion: out of bounds, not plain digits, another type.
+    for annotation, value in ((float, "0.5"), (float, "1e3"), (float, " 5"), (float, "inf"), (float, True)):
+        assert plain_value(annotation, bounded, value) is None, value
+    assert plain_value(str, OptionInfo(), b"cpu") is None
+    assert plain_value(bool, OptionInfo(), "yes") is None
+
+    bad = run("start", "--timeout", "abc")
+    assert bad.returncode == 2 and "Invalid value for '--timeout'" in bad.stderr and "valid number" in bad.stderr
+    low = run("start", "--timeout", "0.5")
+    assert low.returncode == 2 and "greater than or equal to 1" in low.stderr
