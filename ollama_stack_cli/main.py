@@ -6,12 +6,14 @@ Command modules are imported inside the command functions, so `--help` and
 
 from __future__ import annotations
 
+import copy
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -594,11 +596,49 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return front + rest
 
 
+def app_for(args: list[str]) -> typer.Typer:
+    """The app with only the invoked command (or group) in it, when the command line names one.
+
+    Typer builds every command (signatures, type hints, parameters) before running
+    one: ~8 ms for ours, for nothing. `--help`, completion and unknown names get the
+    whole app, so listings and "did you mean" stay complete.
+    """
+    name = _command_name(args)
+    if name is None or "_OLLAMA_STACK_COMPLETE" in os.environ:
+        return app
+    commands = [c for c in app.registered_commands if c.callback and _name_of(c.name, c.callback) == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return app
+    only = copy.copy(app)
+    only.registered_commands, only.registered_groups = commands, groups
+    return only
+
+
+def _command_name(args: list[str]) -> str | None:
+    """The command's name, when only hoisted global options come before it."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in GLOBAL_FLAGS or (arg.split("=", 1)[0] in GLOBAL_VALUED and "=" in arg):
+            i += 1
+        elif arg in GLOBAL_VALUED:
+            i += 2
+        else:
+            return None if arg.startswith("-") else arg
+    return None
+
+
+def _name_of(name: str | None, callback: Any) -> str:
+    return name or callback.__name__.lower().replace("_", "-")  # typer's default command name
+
+
 def cli() -> None:
     """Console-script entry point: the one place errors become output and exit codes."""
     output = STATE.output
     try:
-        result = app(args=hoist_global_options(sys.argv[1:]), prog_name="ollama-stack", standalone_mode=False)
+        args = hoist_global_options(sys.argv[1:])
+        result = app_for(args)(args=args, prog_name="ollama-stack", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except StackError as exc:
         output.error(exc)
@@ -617,8 +657,6 @@ def _exit(code: int) -> None:
     Safe here: state files are fsynced when written, locks are released, child
     processes have finished; only stdout and stderr need flushing.
     """
-    import os
-
     try:
         sys.stdout.flush()
         sys.stderr.flush()

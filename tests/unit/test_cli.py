@@ -85,6 +85,19 @@ def test_help_shows_no_value_for_flags() -> None:
         assert "<bool>" not in text, (args, text)
 
 
+def test_only_the_invoked_command_is_built() -> None:
+    from ollama_stack_cli.main import app_for
+
+    def names(target: typer.Typer) -> set[str]:
+        return set(getattr(typer.main.get_command(target), "commands", {}))
+
+    assert names(app_for(["--home", "/h", "-q", "start", "--platform", "cpu"])) == {"start"}
+    assert names(app_for(["--lock-timeout=3", "models", "list"])) == {"models"}
+    everything = names(app)
+    for args in (["--help"], [], ["--version"], ["strat"], ["-h", "start"]):
+        assert names(app_for(args)) == everything, args
+
+
 def test_plain_option_values_skip_pydantic_and_the_rest_read_as_typer_words_them() -> None:
     from typer.models import OptionInfo
 
