@@ -7,6 +7,7 @@ Command modules are imported inside the command functions, so `--help` and
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -122,6 +123,7 @@ def reading(*, docker: bool = True) -> stack.Context:
     ctx = stack.load(STATE.home)
     if docker:
         preflight(ctx)
+    startup_done()
     return ctx
 
 
@@ -146,7 +148,22 @@ def changing(command: str, *, docker: bool = True) -> Iterator[stack.Context]:
         ctx = stack.load(home)
         if docker:
             preflight(ctx)
+        startup_done()
         yield ctx
+
+
+def startup_done() -> None:
+    """Turn the garbage collector back on once the modules and the context are loaded.
+
+    `cli()` starts with it off: start-up allocates hundreds of thousands of objects
+    that all live until exit, and the collector's passes over them cost ~6% of the
+    start-up (measured with `time.process_time`). Frozen, they are never scanned again;
+    long commands (a health wait, a pull, logs) then collect their own garbage as usual.
+    A no-op where the collector was on (tests driving the app in-process).
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _platform_option(value: str | None) -> Platform | None:
@@ -635,6 +652,7 @@ def _name_of(name: str | None, callback: Any) -> str:
 
 def cli() -> None:
     """Console-script entry point: the one place errors become output and exit codes."""
+    gc.disable()  # until the command's context is loaded: see startup_done()
     output = STATE.output
     try:
         args = hoist_global_options(sys.argv[1:])
