@@ -53,7 +53,8 @@ def run(
                 ctx, missing, lambda p: display.update(p.image, p.completed, p.total, p.done), decision.platform
             )
 
-    steps = ["files", "compose_up", "extensions_up"]
+    # No extension enabled, no extensions step: its two journal writes would record nothing.
+    steps = ["files", "compose_up"] + (["extensions_up"] if ctx.state.enabled_extensions else [])
     with stack.operation(ctx, "start", steps, output.progress, platform=decision.platform, listed=listed) as journal:
         with journal.step("files"):
             ctx.record_platform(decision.platform)
@@ -61,9 +62,10 @@ def run(
         output.progress(f"Starting {ctx.project} ({decision.platform})...")
         with journal.step("compose_up"), _busy(output, "Creating containers..."):
             ctx.compose(decision.platform).up()
-        with journal.step("extensions_up"):
-            for warning in stack.start_enabled_extensions(ctx, decision.platform, output.progress):
-                output.warn(warning)
+        if "extensions_up" in steps:
+            with journal.step("extensions_up"):
+                for warning in stack.start_enabled_extensions(ctx, decision.platform, output.progress):
+                    output.warn(warning)
 
     if decision.platform == "apple" and not stack.native_ollama_reachable():
         output.warn("The native Ollama app does not answer on 127.0.0.1:11434; start it so Open WebUI can use it.")
@@ -74,8 +76,8 @@ def run(
                 "run `ollama-stack extensions sync` when it does (or start without --no-wait)."
             )
         return stack.build_status(ctx)
-    _wait(ctx, decision.platform, output, timeout)
-    result = stack.build_status(ctx)
+    answered = _wait(ctx, decision.platform, output, timeout)
+    result = stack.build_status(ctx, answered=answered)  # every service just answered: not probed again
     if stack.tool_servers_involved(ctx):
         _tool_servers(ctx, output, result)
     return result
@@ -90,7 +92,8 @@ def _tool_servers(ctx: stack.Context, output: Output, result: StackStatus) -> No
         result.warnings.append(warning)
 
 
-def _wait(ctx: stack.Context, platform: Platform, output: Output, timeout: float) -> None:
+def _wait(ctx: stack.Context, platform: Platform, output: Output, timeout: float) -> dict[str, bool]:
+    """Wait until every service answers; returns that they did, or raises what did not."""
     specs = stack.expected_services(platform)
     display = _Display(output, [s.name for s in specs])
     try:
@@ -106,7 +109,7 @@ def _wait(ctx: stack.Context, platform: Platform, output: Output, timeout: float
         ) from None
     failed = [name for name, state in final.items() if state != "healthy"]
     if not failed:
-        return
+        return {name: True for name in final}
     name = failed[0]
     spec = next(s for s in specs if s.name == name)
     url = f"http://{stack.url_host(ctx)}:{ctx.env.port_of(spec)}{spec.health_path}"

@@ -23,8 +23,17 @@ def service_running(ctx: Context, listed: list[ContainerInfo], service: str) -> 
     return any(c.project == ctx.project and c.service == service and c.state == "running" for c in listed)
 
 
-def build_status(ctx: Context, probe: bool = True, listed: list[ContainerInfo] | None = None) -> StackStatus:
-    """The status document, from one container list call and host-side probes."""
+def build_status(
+    ctx: Context,
+    probe: bool = True,
+    listed: list[ContainerInfo] | None = None,
+    answered: dict[str, bool] | None = None,
+) -> StackStatus:
+    """The status document, from one container list call and host-side probes.
+
+    `answered`: each service's answer just seen by the caller (start's health wait),
+    used instead of probing them all again.
+    """
     if listed is None:
         listed = containers(ctx)
     by_service = {c.service: c for c in listed if c.installation == ctx.project and c.project == ctx.project}
@@ -34,7 +43,9 @@ def build_status(ctx: Context, probe: bool = True, listed: list[ContainerInfo] |
     host = url_host(ctx)
     answers: dict[str, bool] = {}
     running_here = [c for c in by_service.values() if c.state == "running"]
-    if not ports_here(ctx):
+    if answered is not None:
+        answers = answered
+    elif not ports_here(ctx):
         # The ports are on the engine's host: its own healthchecks say how each service is;
         # one that has not run yet (the first runs an interval after the start) is run now.
         answers = {c.service or "": healthy_on_engine(ctx, c) for c in running_here} if probe else {}
