@@ -60,7 +60,7 @@ def run(
             ctx.record_platform(decision.platform)
             stack.sync_proxy_config(ctx)
         output.progress(f"Starting {ctx.project} ({decision.platform})...")
-        with journal.step("compose_up"), _busy(output, "Creating containers..."):
+        with journal.step("compose_up"), _busy(output, "Creating containers..."), stack.status_prepared_meanwhile():
             ctx.compose(decision.platform).up()
         if "extensions_up" in steps:
             with journal.step("extensions_up"):

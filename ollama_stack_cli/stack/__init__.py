@@ -55,7 +55,7 @@ from .preflight import decide_platform, require_free_ports, require_valid_platfo
 from .reach import url_host
 from .removal import remove_installation, remove_volumes
 from .restore import image_for_helpers, restore
-from .status import build_status, containers, networks, ours, service_running, volumes
+from .status import build_status, containers, networks, ours, service_running, status_prepared_meanwhile, volumes
 from .tool_servers import sync_tool_servers, tool_servers_involved, tool_servers_lag
 from .update_undo import keep_previous, last_update, remove_keep_tags, update_backups, without_origin
 from .update_undo import roll_back as roll_back_update
@@ -106,6 +106,7 @@ __all__ = [
     "restart_proxy",
     "run_checks",
     "service_running",
+    "status_prepared_meanwhile",
     "start_enabled_extensions",
     "start_extension",
     "statuses_without_engine",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from .. import config, net
-from ..schemas import ContainerInfo, Health, ServiceSpec, ServiceStatus, StackStatus
+from ..schemas import ContainerInfo, EngineInfo, ExtensionStatus, Health, ServiceSpec, ServiceStatus, StackStatus
 from .context import Context, expected_services
 from .extension_runtime import extension_statuses
 from .reach import engine_info, healthy_on_engine, ports_here, tunnel, url_host
@@ -71,6 +74,33 @@ def build_status(
         extensions=extension_statuses(ctx, listed),
         warnings=_warnings(ctx, listed, services),
     )
+
+
+@contextmanager
+def status_prepared_meanwhile() -> Iterator[None]:
+    """Prepare, in a thread, what the status after a change needs, while the caller waits on compose.
+
+    The models' validators are built on first use (schemas' defer_build) and the next
+    steps load Ollama's client: ~7 ms that would otherwise follow `compose up`, done
+    while this process only waits for it. Joined on exit, so nothing runs alongside
+    the caller afterwards; a failure here is left for the real use to report.
+    """
+    import threading
+
+    def prepare() -> None:
+        try:
+            for model in (StackStatus, ServiceStatus, EngineInfo, ExtensionStatus):
+                model.model_rebuild()
+            from . import models  # noqa: F401 - imported for start's next steps
+        except Exception:  # pragma: no cover - only an optimisation
+            pass
+
+    thread = threading.Thread(target=prepare, name="status-prepare", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
 
 
 def _published_port(container: ContainerInfo, spec: ServiceSpec) -> int | None:
