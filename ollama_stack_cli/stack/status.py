@@ -81,7 +81,7 @@ def status_prepared_meanwhile() -> Iterator[None]:
     """Prepare, in a thread, what the status after a change needs, while the caller waits on compose.
 
     The models' validators are built on first use (schemas' defer_build) and the next
-    steps load Ollama's client: ~7 ms that would otherwise follow `compose up`, done
+    steps load Ollama's client and urllib: ~9 ms that would otherwise follow `compose up`, done
     while this process only waits for it. Joined on exit, so nothing runs alongside
     the caller afterwards; a failure here is left for the real use to report.
     """
@@ -91,7 +91,9 @@ def status_prepared_meanwhile() -> Iterator[None]:
         try:
             for model in (StackStatus, ServiceStatus, EngineInfo, ExtensionStatus):
                 model.model_rebuild()
-            from . import models  # noqa: F401 - imported for start's next steps
+            import urllib.request  # noqa: F401 - next steps ask Open WebUI whether it has an account
+
+            from . import models  # noqa: F401 - and Ollama whether it has a model
         except Exception:  # pragma: no cover - only an optimisation
             pass
 
