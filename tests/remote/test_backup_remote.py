@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import ENTRY_POINT, STUB_IMAGE, Result
+from tests.integration.test_backup import manifest_of
 
 from .conftest import SSH_ALIAS, RemoteHome, SecondEngine
 
 START = ("start", "--platform", "cpu", "--timeout", "90")
-MANIFEST = "ollama-stack-backup.json"
 MEMBER = "volumes/open_webui_data/"
 BIG = 64 * (1 << 20) + 12345  # many of the CLI's 1 MiB chunks, and a partial one
 FLAT = 24 * (1 << 10)  # KiB: what backup or restore may hold above `status`; far less than BIG
@@ -127,15 +127,6 @@ def _measured(home: RemoteHome, *args: str, **env: str) -> tuple[Result, int]:
     return Result(proc.returncode, proc.stdout, stderr), int(peak)
 
 
-def _manifest(path: Path) -> dict[str, Any]:
-    with tarfile.open(path) as tar:
-        first = tar.next()
-        assert first is not None and first.name == MANIFEST
-        handle = tar.extractfile(first)
-        assert handle is not None
-        return dict(json.loads(handle.read()))
-
-
 def _local_traces(home: RemoteHome, since: float) -> list[str]:
     """Anything of the project on the first engine: objects now, and events since the test began."""
     local, project = home.home, home.project
@@ -176,7 +167,7 @@ def test_backup_and_restore_on_a_remote_engine(remote_home: RemoteHome, tmp_path
     assert backed_up.json()["verified"] is True and backed_up.json()["volumes"] == ["open_webui_data"]
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
     assert sorted(p.name for p in archive.parent.iterdir()) == ["remote.tar"]  # no temp name left
-    manifest = _manifest(archive)
+    manifest = manifest_of(archive)
     assert manifest["project"] == remote_home.project
     entries = {m["name"]: m for m in manifest["members"]}
     assert entries[MEMBER + "uploads/marker.txt"]["sha256"] == hashlib.sha256(marker.encode()).hexdigest()
@@ -237,7 +228,7 @@ def test_backup_over_ssh_when_the_volume_stream_ends_on_the_tar_readers_record(
     result = remote_home.cli("backup", "--output", str(archive), **env)
 
     assert result.code == 0, result.stderr
-    assert MEMBER + "uploads/c.txt" in {m["name"] for m in _manifest(archive)["members"]}
+    assert MEMBER + "uploads/c.txt" in {m["name"] for m in manifest_of(archive)["members"]}
     helpers = {"label": f"ollama-stack.helper={remote_home.project}"}
     assert remote_home.engine.client.containers.list(all=True, filters=helpers) == []
 
